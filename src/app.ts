@@ -1,0 +1,102 @@
+import type { Logger } from 'pino';
+import { formatHostPort, type ListenAddress } from './config/net.js';
+import type { Config } from './config/schema.js';
+import { DeliveryScheduler } from './delivery/scheduler.js';
+import { RelayEvents } from './events.js';
+import { SmtpIngress } from './ingress/smtp.js';
+import { openSpool, type SpoolDb } from './spool/db.js';
+import { SpoolStore } from './spool/store.js';
+import { createUpstreams } from './upstreams/registry.js';
+import type { Upstream } from './upstreams/types.js';
+
+const PRUNE_EVERY_MS = 6 * 3_600_000;
+
+/**
+ * The service, wired: spool → delivery → upstreams, SMTP ingress in front, events for whoever
+ * listens. Starts in dependency order and stops in reverse, so nothing is accepted that cannot
+ * be stored and nothing is stored half.
+ */
+interface AppParts {
+  config: Config;
+  logger: Logger;
+  events: RelayEvents;
+  db: SpoolDb;
+  spool: SpoolStore;
+  upstreams: Upstream[];
+  scheduler: DeliveryScheduler;
+  ingress: SmtpIngress;
+}
+
+export class RelayApp {
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+  private smtpBound: ListenAddress[] = [];
+
+  private constructor(private readonly parts: AppParts) {}
+
+  /** Opens the spool, recovers what a crash left, starts delivery and then ingress. */
+  static async start(config: Config, logger: Logger): Promise<RelayApp> {
+    const events = new RelayEvents();
+    const db = openSpool(config.data_dir);
+    const spool = new SpoolStore(db, events);
+    const recovered = spool.recoverInterrupted();
+    if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
+    const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: config.delivery.concurrency, logger });
+    const scheduler = new DeliveryScheduler({ spool, upstreams, delivery: config.delivery, logger, events });
+    const ingress = new SmtpIngress({ config, spool, logger });
+    const app = new RelayApp({ config, logger, events, db, spool, upstreams, scheduler, ingress });
+    events.on('message', (e) => {
+      if (e.event === 'accepted') scheduler.wake();
+    });
+    scheduler.start();
+    app.prune();
+    try {
+      app.smtpBound = await ingress.start();
+      logger.info({ smtp: app.smtpBound.map(formatHostPort), upstreams: upstreams.map((u) => u.name), data_dir: config.data_dir }, 'relaybox started');
+    } catch (err) {
+      await app.stop();
+      throw err;
+    }
+    return app;
+  }
+
+  get events(): RelayEvents {
+    return this.parts.events;
+  }
+
+  get spool(): SpoolStore {
+    return this.parts.spool;
+  }
+
+  /** Where SMTP actually listens (port 0 in tests becomes a real port). */
+  get smtpAddresses(): ListenAddress[] {
+    return this.smtpBound;
+  }
+
+  /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const { ingress, scheduler, upstreams, spool, db, config, logger } = this.parts;
+      clearTimeout(this.pruneTimer);
+      await ingress.stop();
+      await scheduler.stop(config.delivery.shutdown_grace);
+      await Promise.allSettled(upstreams.map((u) => u.close()));
+      spool.flush();
+      db.close();
+      logger.info('relaybox stopped');
+    })();
+    return this.stopping;
+  }
+
+  private prune(): void {
+    const { spool, config, logger } = this.parts;
+    try {
+      const removed = spool.prune(Date.now() - config.delivery.keep_log);
+      if (removed > 0) logger.info({ removed }, 'pruned old messages from the log');
+    } catch (err) {
+      logger.error({ err }, 'pruning the log failed');
+    }
+    this.pruneTimer = setTimeout(() => this.prune(), PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
+  }
+}

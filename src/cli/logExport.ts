@@ -1,0 +1,52 @@
+import { stringify } from 'csv-stringify';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { parseDuration } from '../config/duration.js';
+import { exportLog, type LogExportRow } from '../spool/log.js';
+import { CliError, EXIT_USAGE, isoTime, openConfiguredSpool, parseSince, type ConfigFlag } from './common.js';
+
+export const LOG_COLUMNS = ['time', 'id', 'event', 'from', 'to', 'subject', 'size', 'upstream', 'reply', 'duration_ms'] as const;
+
+export function logRecord(r: LogExportRow): Record<(typeof LOG_COLUMNS)[number], string | number | null> {
+  return {
+    time: isoTime(r.at),
+    id: r.messageId,
+    event: r.event,
+    from: r.from,
+    to: r.recipients.join(' '),
+    subject: r.subject,
+    size: r.size,
+    upstream: r.upstream,
+    reply: r.reply,
+    duration_ms: r.durationMs,
+  };
+}
+
+export function registerLogCommands(program: Command): void {
+  program
+    .command('log')
+    .description('the delivery log')
+    .command('export')
+    .description('every accepted, delivered, deferred, failed and dropped event, oldest first')
+    .option('--since <time>', 'from this date/time, or this long ago (24h, 7d)')
+    .option('--format <format>', 'csv or json (one JSON object per line)', 'csv')
+    .option('--config <file>', 'configuration file')
+    .action(async (flags: ConfigFlag & { since?: string; format: string }) => {
+      if (!['csv', 'json'].includes(flags.format)) throw new CliError('--format must be csv or json', EXIT_USAGE);
+      const since = flags.since ? parseSince(flags.since, parseDuration) : undefined;
+      const { db } = openConfiguredSpool(flags);
+      const records = Readable.from((function* () {
+        for (const row of exportLog(db, { since })) yield logRecord(row);
+      })());
+      try {
+        if (flags.format === 'json') {
+          for await (const record of records) process.stdout.write(`${JSON.stringify(record)}\n`);
+        } else {
+          await pipeline(records, stringify({ header: true, columns: [...LOG_COLUMNS] }), process.stdout, { end: false });
+        }
+      } finally {
+        db.close();
+      }
+    });
+}

@@ -1,0 +1,116 @@
+import type { Command } from 'commander';
+import { getMessage, listMessages, messageHead, type MessageSummary } from '../spool/log.js';
+import { SpoolStore } from '../spool/store.js';
+import { CliError, EXIT_USAGE, isoTime, openConfiguredSpool, parseId, type ConfigFlag } from './common.js';
+import { headerLines } from '../message/headers.js';
+
+const STATES = ['queued', 'delivering', 'deferred', 'delivered', 'failed', 'dropped'];
+
+export function registerQueueCommands(program: Command): void {
+  const queue = program.command('queue').description('watch and steer the messages in the spool');
+
+  queue
+    .command('list')
+    .description('messages with status, attempts, next try and last reply (newest first)')
+    .option('--status <state>', `only messages in this state (${STATES.join(', ')})`)
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'JSON instead of a table')
+    .option('--config <file>', 'configuration file')
+    .action((flags: ConfigFlag & { status?: string; limit: string; json?: boolean }) => {
+      if (flags.status && !STATES.includes(flags.status)) throw new CliError(`--status must be one of ${STATES.join(', ')}`, EXIT_USAGE);
+      const { db } = openConfiguredSpool(flags);
+      const rows = listMessages(db, { status: flags.status, limit: Number(flags.limit) || 100 });
+      db.close();
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(formatTable(rows));
+    });
+
+  queue
+    .command('show <id>')
+    .description('one message: envelope, headers and every attempt')
+    .option('--json', 'JSON instead of text')
+    .option('--config <file>', 'configuration file')
+    .action((idText: string, flags: ConfigFlag & { json?: boolean }) => {
+      const { db } = openConfiguredSpool(flags);
+      const id = parseId(idText);
+      const message = getMessage(db, id);
+      const head = message ? messageHead(db, id) : null;
+      db.close();
+      if (!message) throw new CliError(`no message ${id} in the spool`);
+      const headers = head ? headerLines(head) : [];
+      if (flags.json) return void process.stdout.write(`${JSON.stringify({ ...message, headers }, null, 2)}\n`);
+      const out = [
+        `id:        ${message.id}`,
+        `state:     ${message.state}`,
+        `received:  ${isoTime(message.receivedAt)} from ${message.client ?? '?'}${message.authUser ? ` (user ${message.authUser})` : ''}`,
+        `from:      <${message.from}>`,
+        `size:      ${message.size} bytes`,
+        `attempts:  ${message.attempts}${message.nextAttemptAt ? `, next at ${isoTime(message.nextAttemptAt)}` : ''}`,
+        'recipients:',
+        ...message.recipients.map((r) => `  ${r.rcpt}  ${r.state}${r.upstream ? ` via ${r.upstream}` : ''}${r.reply ? `  ${r.reply}` : ''}`),
+        'headers:',
+        ...(headers.length > 0 ? headers.map((h) => `  ${h}`) : ['  (body no longer kept)']),
+        'history:',
+        ...message.history.map(
+          (h) => `  ${isoTime(h.at)}  ${h.event.padEnd(9)} ${h.upstream ?? '-'}  ${h.recipients.join(', ')}${h.reply ? `  ${h.reply}` : ''}${h.durationMs ? ` (${h.durationMs} ms)` : ''}`,
+        ),
+      ];
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+
+  queue
+    .command('retry [id]')
+    .description('make a failed or deferred message due now')
+    .option('--all-failed', 'every failed message')
+    .option('--config <file>', 'configuration file')
+    .action((idText: string | undefined, flags: ConfigFlag & { allFailed?: boolean }) => {
+      if (!idText && !flags.allFailed) throw new CliError('give a message id or --all-failed', EXIT_USAGE);
+      const { db } = openConfiguredSpool(flags);
+      const store = new SpoolStore(db);
+      try {
+        if (flags.allFailed) {
+          const ids = store.retryAllFailed();
+          process.stdout.write(`${ids.length} failed message(s) queued again${ids.length ? `: ${ids.join(', ')}` : ''}\n`);
+          return;
+        }
+        const id = parseId(idText!);
+        if (!store.retry(id)) throw new CliError(`message ${id} is not waiting or failed (see: relaybox queue show ${id})`);
+        process.stdout.write(`message ${id} queued again\n`);
+      } finally {
+        store.flush();
+        db.close();
+      }
+    });
+
+  queue
+    .command('drop <id>')
+    .description('remove a message from the queue (the log keeps it as dropped)')
+    .option('--config <file>', 'configuration file')
+    .action((idText: string, flags: ConfigFlag) => {
+      const { db } = openConfiguredSpool(flags);
+      const store = new SpoolStore(db);
+      const id = parseId(idText);
+      const dropped = store.drop(id);
+      db.close();
+      if (!dropped) throw new CliError(`message ${id} cannot be dropped (unknown, or already delivered or dropped)`);
+      process.stdout.write(`message ${id} dropped\n`);
+    });
+}
+
+function formatTable(rows: MessageSummary[]): string {
+  if (rows.length === 0) return 'the spool is empty\n';
+  const header = ['ID', 'RECEIVED', 'STATE', 'TRIES', 'NEXT TRY', 'FROM', 'TO', 'LAST REPLY'];
+  const lines = rows.map((m) => [
+    String(m.id),
+    isoTime(m.receivedAt),
+    m.state,
+    String(m.attempts),
+    isoTime(m.nextAttemptAt) || '-',
+    m.from || '<>',
+    m.to.length > 1 ? `${m.to[0]} +${m.to.length - 1}` : (m.to[0] ?? ''),
+    (m.lastReply ?? '').replace(/\s+/g, ' ').slice(0, 80),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cols: string[]) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return `${[header, ...lines].map(fmt).join('\n')}\n`;
+}

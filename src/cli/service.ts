@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import { RelayApp } from '../app.js';
+import { formatHostPort } from '../config/net.js';
+import { unsupportedSections } from '../config/unsupported.js';
+import { hashPassword } from '../ingress/passwords.js';
+import { createLogger } from '../logger.js';
+import { createUpstreams } from '../upstreams/registry.js';
+import { pino } from 'pino';
+import { CliError, EXIT_USAGE, loadConfig, reportAndExit, type ConfigFlag } from './common.js';
+
+export function registerServiceCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the service in the foreground; logs JSON lines to stdout')
+    .option('--config <file>', 'configuration file')
+    .action(async (flags: ConfigFlag) => {
+      const config = loadConfig(flags);
+      const logger = createLogger(config.log.level);
+      for (const key of unsupportedSections(config)) logger.warn({ key }, `the "${key}" section is not supported by this version yet and is ignored`);
+      const app = await RelayApp.start(config, logger);
+      let signals = 0;
+      const shutdown = (signal: string) => {
+        if (++signals > 1) process.exit(1); // a second Ctrl-C: stop waiting
+        logger.info({ signal }, 'stopping: no new mail is accepted, deliveries in flight may finish');
+        app.stop().then(
+          () => logger.flush(() => process.exit(0)),
+          (err) => reportAndExit(err),
+        );
+      };
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      process.on('SIGINT', () => shutdown('SIGINT'));
+    });
+
+  program
+    .command('check-config')
+    .description('validate the configuration and print one line per upstream (exit 0 ok, 2 bad)')
+    .option('--config <file>', 'configuration file')
+    .action(async (flags: ConfigFlag) => {
+      const config = loadConfig(flags);
+      const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: 1, logger: pino({ level: 'silent' }) });
+      const out = [
+        `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,
+        `smtp: listening on ${config.smtp.listen.map(formatHostPort).join(', ')}, tls ${config.smtp.tls.mode}, auth ${config.smtp.auth.required ? 'required' : config.smtp.auth.users.length ? 'optional' : 'off'}, allowed ${config.smtp.allow_networks.join(' ')}`,
+        ...upstreams.map((u, i) => `upstream ${i + 1} ${u.name} (${u.type}): ${u.describe()}`),
+        ...unsupportedSections(config).map((key) => `warning: "${key}" is not supported by this version yet and is ignored`),
+      ];
+      await Promise.allSettled(upstreams.map((u) => u.close()));
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+
+  program
+    .command('hash-password')
+    .description('read a password on stdin, print a hash for smtp.auth.users')
+    .action(async () => {
+      const password = (await readStdin()).replace(/\r?\n$/, '');
+      if (!password) throw new CliError('no password on stdin (try: relaybox hash-password <<< "secret")', EXIT_USAGE);
+      process.stdout.write(`${await hashPassword(password)}\n`);
+    });
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('password: ');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer);
+    // A person typing at a terminal ends with Enter, not Ctrl-D.
+    if (process.stdin.isTTY && String(chunk).includes('\n')) break;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { isFqdn } from './net.js';
+import { configSchema, type Config } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/relaybox/relaybox.yaml';
+
+/** A configuration the service must not start with; `problems` are `key.path: what is wrong`. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: ${problems.join('; ')}`);
+  }
+}
+
+/** `--config FILE`, else `$RELAYBOX_CONFIG`, else /etc/relaybox/relaybox.yaml. */
+export function configPath(flag?: string): string {
+  return flag ?? process.env.RELAYBOX_CONFIG ?? DEFAULT_CONFIG_PATH;
+}
+
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  return parseConfig(text, path);
+}
+
+export function parseConfig(text: string, source = 'config'): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const at = err.linePos?.[0];
+      throw new ConfigError(source, [`YAML syntax${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${err.message.split('\n')[0]}`]);
+    }
+    throw err;
+  }
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(source, ['the file must be a YAML mapping of keys']);
+  return validateConfig(raw, source);
+}
+
+export function validateConfig(raw: unknown, source = 'config'): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(source, result.error.issues.map(describeIssue));
+  const config = result.data;
+  const problems = semanticProblems(config);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  config.data_dir = absolute(config.data_dir);
+  for (const u of config.upstreams) if (u.type === 'file') u.dir = absolute(u.dir);
+  return config;
+}
+
+function semanticProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const relay = config.upstreams.find((u) => u.type === 'gmail-relay');
+  if (relay && !isFqdn(config.hostname)) {
+    problems.push(
+      `hostname: "${config.hostname}" is not a fully qualified name; Google's SMTP relay (upstream "${relay.name}") ` +
+        'answers 421 to such an EHLO. Set hostname to a name in your domain, e.g. relaybox.example.com',
+    );
+  }
+  return problems;
+}
+
+function absolute(path: string): string {
+  return isAbsolute(path) ? path : resolve(process.cwd(), path);
+}
+
+/** `smtp.listen[0]: expected host:port, got "2525x"` */
+export function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`).join('; ');
+  }
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && /received undefined/.test(message)) message = 'is required';
+  return key ? `${key}: ${message}` : message;
+}
+
+function formatPath(path: PropertyKey[]): string {
+  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');
+}

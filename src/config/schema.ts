@@ -1,0 +1,102 @@
+import { hostname as osHostname } from 'node:os';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { parseCidr, parseHostPort, type ListenAddress } from './net.js';
+import { upstream } from './upstreams.js';
+
+/** `10m` → 600000 (ms); the error names what was written. */
+const duration = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 10m, 48h or 7d, got "${text}"` });
+  return ms ?? 0;
+});
+
+const hostPort = z.string().transform((text, ctx): ListenAddress => {
+  const parsed = parseHostPort(text);
+  if (!parsed) ctx.addIssue({ code: 'custom', message: `expected host:port, got "${text}"` });
+  return parsed ?? { host: '', port: 0 };
+});
+
+const cidr = z.string().refine((text) => parseCidr(text) !== undefined, {
+  error: (issue) => `expected an address or network like 192.168.0.0/16, got "${String(issue.input)}"`,
+});
+
+const domain = z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase());
+
+const PRIVATE_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
+
+const smtp = z.strictObject({
+  listen: z.array(hostPort).min(1).prefault(['127.0.0.1:2525']),
+  max_message_bytes: z.number().int().min(1024).default(36_700_160),
+  allow_networks: z.array(cidr).default(PRIVATE_NETWORKS),
+  auth: z
+    .strictObject({
+      required: z.boolean().default(false),
+      users: z
+        .array(
+          z.strictObject({
+            username: z.string().min(1),
+            password_hash: z.string().regex(/^\$scrypt\$/, 'expected a hash made by `relaybox hash-password`'),
+          }),
+        )
+        .default([]),
+    })
+    .prefault({}),
+  tls: z
+    .strictObject({
+      mode: z.enum(['none', 'starttls', 'implicit']).default('starttls'),
+      cert: z.string().min(1).default('auto'),
+      key: z.string().optional(),
+      min_version: z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    })
+    .prefault({}),
+  allow_recipient_domains: z.array(domain).default([]),
+  rewrite: z
+    .strictObject({ envelope_from: z.string().default(''), header_from: z.string().default('') })
+    .prefault({}),
+});
+
+const delivery = z.strictObject({
+  retry: z
+    .strictObject({
+      first: duration.default(60_000),
+      max: duration.default(3_600_000),
+      give_up_after: duration.default(172_800_000),
+    })
+    .prefault({}),
+  /** Messages in flight at once; connections to an upstream are pooled up to this number. */
+  concurrency: z.number().int().min(1).max(64).default(4),
+  /** How long a SIGTERM waits for deliveries in flight before closing anyway. */
+  shutdown_grace: duration.default(10_000),
+  /** Delivered and failed messages (and their log rows) are pruned after this long. */
+  keep_log: duration.default(90 * 86_400_000),
+});
+
+export const configSchema = z
+  .strictObject({
+    hostname: z.string().min(1).default(osHostname()),
+    data_dir: z.string().min(1).default('/var/lib/relaybox'),
+    smtp: smtp.prefault({}),
+    upstreams: z.array(upstream).min(1, 'at least one upstream is needed'),
+    routes: z.unknown().optional(),
+    delivery: delivery.prefault({}),
+    dkim: z.unknown().optional(),
+    mqtt: z.unknown().optional(),
+    http: z.unknown().optional(),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.upstreams.forEach((u, i) => {
+      if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` });
+      seen.add(u.name);
+    });
+    if (config.smtp.auth.required && config.smtp.auth.users.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['smtp', 'auth', 'users'], message: 'auth is required but no users are listed' });
+    }
+    if (config.smtp.tls.cert !== 'auto' && !config.smtp.tls.key) {
+      ctx.addIssue({ code: 'custom', path: ['smtp', 'tls', 'key'], message: 'a key file is needed with a cert file' });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;

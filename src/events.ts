@@ -1,0 +1,33 @@
+import { EventEmitter } from 'node:events';
+
+/** The states of SPEC: queued → delivering → delivered | deferred | failed; a person's drop → dropped. */
+export type MessageState = 'queued' | 'delivering' | 'delivered' | 'deferred' | 'failed' | 'dropped';
+
+/** One change of a message's state; what status, MQTT and the web console listen to. */
+export interface MessageEvent {
+  id: number;
+  event: 'accepted' | 'delivered' | 'deferred' | 'failed' | 'dropped';
+  /** The upstream that answered, when one did. */
+  upstream: string | null;
+  /** The reply that caused the change (the upstream's words, or relaybox's own reason). */
+  reply: string | null;
+  /** The recipients the change is about. */
+  recipients: string[];
+  at: Date;
+}
+
+/** What an upstream did on one attempt; feeds its ok/error state in status. */
+export interface UpstreamEvent {
+  upstream: string;
+  ok: boolean;
+  reply: string | null;
+  at: Date;
+}
+
+interface EventMap {
+  message: [MessageEvent];
+  upstream: [UpstreamEvent];
+}
+
+/** The typed bus that features listen to; emitters never wait on listeners. */
+export class RelayEvents extends EventEmitter<EventMap> {}

@@ -1,0 +1,98 @@
+import { Readable } from 'node:stream';
+import type { SpoolDb } from './db.js';
+import { withoutSync } from './db.js';
+
+/** Bodies up to this size are stored inline in one row; bigger ones go to body_chunks in pieces this size. */
+export const CHUNK_BYTES = 256 * 1024;
+
+/**
+ * Collects a message body as it streams in. Memory holds at most one chunk: once a body outgrows
+ * it, chunks go to the spool under a `receiving` row, which `recoverInterrupted` removes if the
+ * process dies before the message is committed.
+ */
+export class BodyWriter {
+  size = 0;
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private seq = 0;
+  /** The `receiving` row once the body has spilled to body_chunks. */
+  id: number | null = null;
+
+  constructor(private readonly db: SpoolDb) {}
+
+  write(chunk: Buffer): void {
+    this.size += chunk.length;
+    this.buffered.push(chunk);
+    this.bufferedBytes += chunk.length;
+    while (this.bufferedBytes >= CHUNK_BYTES) this.spill(CHUNK_BYTES);
+  }
+
+  /** The whole body when it never left memory; null when it lives in body_chunks. */
+  takeInline(): Buffer | null {
+    if (this.id !== null) return null;
+    const body = Buffer.concat(this.buffered);
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    return body;
+  }
+
+  /** Writes what is still buffered (inside the caller's transaction). */
+  flushRemainder(): void {
+    if (this.id !== null && this.bufferedBytes > 0) this.insertChunk(Buffer.concat(this.buffered));
+    this.buffered = [];
+    this.bufferedBytes = 0;
+  }
+
+  /** Forgets the body: nothing of it stays in memory or on disk. */
+  discard(): void {
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    if (this.id === null) return;
+    const id = this.id;
+    this.id = null;
+    withoutSync(this.db, () =>
+      this.db.transaction(() => {
+        this.db.prepare('DELETE FROM body_chunks WHERE message_id = ?').run(id);
+        this.db.prepare('DELETE FROM messages WHERE id = ?').run(id);
+      })(),
+    );
+  }
+
+  private spill(bytes: number): void {
+    const all = Buffer.concat(this.buffered);
+    const chunk = all.subarray(0, bytes);
+    const rest = all.subarray(bytes);
+    this.buffered = rest.length > 0 ? [rest] : [];
+    this.bufferedBytes = rest.length;
+    // Chunks are not fsynced one by one: the commit that answers 250 syncs the WAL they sit in.
+    withoutSync(this.db, () => {
+      if (this.id === null) {
+        const now = Date.now();
+        const info = this.db
+          .prepare(`INSERT INTO messages (received_at, queued_at, mail_from, size, state, updated_at) VALUES (?, ?, '', 0, 'receiving', ?)`)
+          .run(now, now, now);
+        this.id = Number(info.lastInsertRowid);
+      }
+      this.insertChunk(Buffer.from(chunk));
+    });
+  }
+
+  private insertChunk(data: Buffer): void {
+    this.db.prepare('INSERT INTO body_chunks (message_id, seq, data) VALUES (?, ?, ?)').run(this.id, this.seq++, data);
+  }
+}
+
+/** The stored body as a stream, one chunk in memory at a time. */
+export function readBody(db: SpoolDb, id: number): Readable {
+  const inline = db.prepare('SELECT body FROM messages WHERE id = ?').pluck().get(id) as Buffer | null | undefined;
+  if (inline) return Readable.from([inline], { objectMode: false });
+  const chunk = db.prepare('SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?').pluck();
+  function* chunks(): Generator<Buffer> {
+    for (let seq = 0; ; seq++) {
+      const data = chunk.get(id, seq) as Buffer | undefined;
+      if (!data) return;
+      yield data;
+    }
+  }
+  return Readable.from(chunks(), { objectMode: false });
+}

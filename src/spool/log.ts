@@ -1,0 +1,153 @@
+import type { SpoolDb } from './db.js';
+import type { MessageState } from '../events.js';
+
+/** Read-side queries for the CLI, and later the web console and status. Nothing here writes. */
+
+export interface MessageSummary {
+  id: number;
+  receivedAt: number;
+  from: string;
+  to: string[];
+  subject: string | null;
+  size: number;
+  state: MessageState;
+  attempts: number;
+  nextAttemptAt: number | null;
+  lastReply: string | null;
+  upstream: string | null;
+}
+
+export interface RecipientStatus {
+  rcpt: string;
+  state: 'pending' | 'delivered' | 'failed' | 'dropped';
+  upstream: string | null;
+  reply: string | null;
+}
+
+export interface LogEntry {
+  at: number;
+  messageId: number;
+  event: string;
+  upstream: string | null;
+  recipients: string[];
+  reply: string | null;
+  durationMs: number | null;
+}
+
+export interface MessageDetail extends MessageSummary {
+  client: string | null;
+  authUser: string | null;
+  recipients: RecipientStatus[];
+  history: LogEntry[];
+}
+
+const SUMMARY = `SELECT m.id, m.received_at, m.mail_from, m.subject, m.size, m.state, m.attempts, m.next_attempt_at,
+  m.last_reply, m.upstream, m.client, m.auth_user,
+  (SELECT group_concat(rcpt, char(10)) FROM recipients r WHERE r.message_id = m.id) AS rcpts
+  FROM messages m`;
+
+type Row = Record<string, any>;
+
+function toSummary(r: Row): MessageSummary {
+  return {
+    id: r.id,
+    receivedAt: r.received_at,
+    from: r.mail_from,
+    to: r.rcpts ? String(r.rcpts).split('\n') : [],
+    subject: r.subject,
+    size: r.size,
+    state: r.state,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    lastReply: r.last_reply,
+    upstream: r.upstream,
+  };
+}
+
+function toLogEntry(r: Row): LogEntry {
+  return {
+    at: r.at,
+    messageId: r.message_id,
+    event: r.event,
+    upstream: r.upstream,
+    recipients: r.recipients ? String(r.recipients).split('\n') : [],
+    reply: r.reply,
+    durationMs: r.duration_ms,
+  };
+}
+
+/** Newest first; `before` is an id, for paging through thousands. */
+export function listMessages(db: SpoolDb, query: { status?: string; limit?: number; before?: number } = {}): MessageSummary[] {
+  const where = [`m.state != 'receiving'`];
+  const args: unknown[] = [];
+  if (query.status) {
+    where.push('m.state = ?');
+    args.push(query.status);
+  }
+  if (query.before !== undefined) {
+    where.push('m.id < ?');
+    args.push(query.before);
+  }
+  args.push(Math.min(Math.max(query.limit ?? 50, 1), 1000));
+  const rows = db.prepare(`${SUMMARY} WHERE ${where.join(' AND ')} ORDER BY m.id DESC LIMIT ?`).all(...args) as Row[];
+  return rows.map(toSummary);
+}
+
+export function getMessage(db: SpoolDb, id: number): MessageDetail | null {
+  const row = db.prepare(`${SUMMARY} WHERE m.id = ? AND m.state != 'receiving'`).get(id) as Row | undefined;
+  if (!row) return null;
+  const recipients = db.prepare(`SELECT rcpt, state, upstream, reply FROM recipients WHERE message_id = ? ORDER BY rcpt`).all(id) as RecipientStatus[];
+  const history = (db.prepare(`SELECT * FROM log WHERE message_id = ? ORDER BY id`).all(id) as Row[]).map(toLogEntry);
+  return { ...toSummary(row), client: row.client, authUser: row.auth_user, recipients, history };
+}
+
+/** The first bytes of a stored message: enough for its header block. */
+export function messageHead(db: SpoolDb, id: number, bytes = 65_536): Buffer | null {
+  const inline = db.prepare(`SELECT substr(body, 1, ?) FROM messages WHERE id = ?`).pluck().get(bytes, id) as Buffer | null;
+  if (inline) return inline;
+  return (db.prepare(`SELECT substr(data, 1, ?) FROM body_chunks WHERE message_id = ? AND seq = 0`).pluck().get(bytes, id) as Buffer | undefined) ?? null;
+}
+
+export interface LogExportRow extends LogEntry {
+  from: string;
+  subject: string | null;
+  size: number;
+}
+
+/** The delivery log, oldest first, one row at a time (it can be long). */
+export function* exportLog(db: SpoolDb, query: { since?: number; until?: number } = {}): Generator<LogExportRow> {
+  const rows = db
+    .prepare(
+      `SELECT l.*, m.mail_from, m.subject, m.size FROM log l JOIN messages m ON m.id = l.message_id
+       WHERE l.at >= ? AND l.at < ? ORDER BY l.id`,
+    )
+    .iterate(query.since ?? 0, query.until ?? Number.MAX_SAFE_INTEGER) as IterableIterator<Row>;
+  for (const r of rows) yield { ...toLogEntry(r), from: r.mail_from, subject: r.subject, size: r.size };
+}
+
+export interface QueueCounts {
+  queued: number;
+  delivering: number;
+  deferred: number;
+  failed: number;
+  /** Age of the oldest message still waiting to be delivered, in seconds. */
+  oldestAgeS: number;
+}
+
+export function queueCounts(db: SpoolDb, now = Date.now()): QueueCounts {
+  const r = db
+    .prepare(
+      `SELECT sum(state = 'queued') AS queued, sum(state = 'delivering') AS delivering, sum(state = 'deferred') AS deferred,
+         sum(state = 'failed') AS failed,
+         min(CASE WHEN state IN ('queued', 'delivering', 'deferred') THEN received_at END) AS oldest
+       FROM messages WHERE state IN ('queued', 'delivering', 'deferred', 'failed')`,
+    )
+    .get() as Row;
+  return {
+    queued: r.queued ?? 0,
+    delivering: r.delivering ?? 0,
+    deferred: r.deferred ?? 0,
+    failed: r.failed ?? 0,
+    oldestAgeS: r.oldest ? Math.max(0, Math.round((now - r.oldest) / 1000)) : 0,
+  };
+}

@@ -1,0 +1,266 @@
+import type { Statement } from 'better-sqlite3';
+import type { MessageEvent, RelayEvents } from '../events.js';
+import { BodyWriter, readBody } from './body.js';
+import { type SpoolDb } from './db.js';
+import { GroupCommit } from './groupCommit.js';
+
+export interface AcceptedMessage {
+  mailFrom: string;
+  recipients: string[];
+  client?: string | null;
+  authUser?: string | null;
+  subject?: string | null;
+  /** Deliver through this upstream only (send-test --upstream). */
+  onlyUpstream?: string | null;
+}
+
+export interface ClaimedMessage {
+  id: number;
+  mailFrom: string;
+  /** Recipients not yet delivered or failed. */
+  recipients: string[];
+  size: number;
+  attempts: number;
+  queuedAt: number;
+  onlyUpstream: string | null;
+}
+
+/** One upstream's answer for some recipients, as the delivery log keeps it. */
+export interface AttemptRecord {
+  event: 'delivered' | 'deferred' | 'failed';
+  upstream: string | null;
+  recipients: string[];
+  reply: string;
+  durationMs: number;
+}
+
+/**
+ * The outcome of one delivery round. Recipients named in a `delivered` or `failed` record are
+ * final; the rest stay pending until `retryAt`.
+ */
+export interface DeliveryOutcome {
+  records: AttemptRecord[];
+  retryAt: number;
+}
+
+type Row = Record<string, any>;
+
+/** The write side of the spool: accept, claim, record outcomes, retry, drop. */
+export class SpoolStore {
+  private readonly commits: GroupCommit;
+
+  constructor(
+    readonly db: SpoolDb,
+    private readonly events?: RelayEvents,
+  ) {
+    this.commits = new GroupCommit(db);
+  }
+
+  private readonly statements = new Map<string, Statement<unknown[]>>();
+
+  /** Prepared once, reused: preparing is most of the cost of a small statement. */
+  private sql(text: string): Statement<unknown[]> {
+    let stmt = this.statements.get(text);
+    if (!stmt) this.statements.set(text, (stmt = this.db.prepare<unknown[]>(text)));
+    return stmt;
+  }
+
+  /** A writer for one incoming body; hand it to `accept` when the data is complete. */
+  receive(): BodyWriter {
+    return new BodyWriter(this.db);
+  }
+
+  /** Commits the message and fsyncs; only after this resolves may the client hear `250`. */
+  async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
+    const id = await this.commits.run(() => this.insertMessage(body, message, Date.now()));
+    this.emit({ id, event: 'accepted', upstream: null, reply: null, recipients: message.recipients });
+    return id;
+  }
+
+  private insertMessage(body: BodyWriter, m: AcceptedMessage, now: number): number {
+    const values = [now, now, m.mailFrom, m.client ?? null, m.authUser ?? null, m.subject ?? null, body.size, now, m.onlyUpstream ?? null, now];
+    let id: number;
+    if (body.id === null) {
+      const info = this.sql(
+          `INSERT INTO messages (received_at, queued_at, mail_from, client, auth_user, subject, size, state, next_attempt_at, only_upstream, updated_at, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+        )
+        .run(...values, body.takeInline());
+      id = Number(info.lastInsertRowid);
+    } else {
+      id = body.id;
+      body.flushRemainder();
+      this.sql(
+          `UPDATE messages SET received_at = ?, queued_at = ?, mail_from = ?, client = ?, auth_user = ?, subject = ?, size = ?,
+             state = 'queued', next_attempt_at = ?, only_upstream = ?, updated_at = ? WHERE id = ?`,
+        )
+        .run(...values, id);
+    }
+    const addRcpt = this.sql(`INSERT OR IGNORE INTO recipients (message_id, rcpt, state) VALUES (?, ?, 'pending')`);
+    for (const rcpt of m.recipients) addRcpt.run(id, rcpt);
+    this.appendLog(id, now, 'accepted', null, m.recipients, null, null);
+    return id;
+  }
+
+  /** Marks up to `limit` due messages `delivering` and returns them, oldest due first. */
+  claimDue(now: number, limit: number): ClaimedMessage[] {
+    if (limit <= 0) return [];
+    return this.db.transaction(() => {
+      const ids = this.sql(
+        `SELECT id FROM messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'deferred')
+         ORDER BY next_attempt_at LIMIT ?`,
+      )
+        .pluck()
+        .all(now, limit) as number[];
+      return ids.map((id) => this.claim(id, now)!);
+    })();
+  }
+
+  /** Claims one message if it is waiting (queued or deferred); null when someone else has it. */
+  claim(id: number, now = Date.now()): ClaimedMessage | null {
+    const r = this.sql(
+      `UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')
+       RETURNING id, mail_from, size, attempts, queued_at, only_upstream`,
+    ).get(now, id) as Row | undefined;
+    if (!r) return null;
+    return {
+      id: r.id,
+      mailFrom: r.mail_from,
+      recipients: this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state = 'pending'`).pluck().all(id) as string[],
+      size: r.size,
+      attempts: r.attempts,
+      queuedAt: r.queued_at,
+      onlyUpstream: r.only_upstream,
+    };
+  }
+
+  /** When the next queued or deferred message falls due (ms), or null when none waits. */
+  nextDueAt(): number | null {
+    return (this.sql(`SELECT min(next_attempt_at) FROM messages WHERE next_attempt_at IS NOT NULL`).pluck().get() as number | null) ?? null;
+  }
+
+  body(id: number) {
+    return readBody(this.db, id);
+  }
+
+  /** Records one delivery round and moves the message to its next state. */
+  async recordOutcome(id: number, outcome: DeliveryOutcome): Promise<void> {
+    const events = await this.commits.run(() => this.writeOutcome(id, outcome, Date.now()));
+    for (const e of events) this.emit(e);
+  }
+
+  private writeOutcome(id: number, outcome: DeliveryOutcome, now: number): MessageEvent[] {
+    const setRcpt = this.sql(`UPDATE recipients SET state = ?, upstream = ?, reply = ? WHERE message_id = ? AND rcpt = ? AND state = 'pending'`);
+    const events: MessageEvent[] = [];
+    let last: AttemptRecord | undefined;
+    outcome.records.forEach((r, i) => {
+      if (r.event !== 'deferred') for (const rcpt of r.recipients) setRcpt.run(r.event, r.upstream, r.reply, id, rcpt);
+      this.appendLog(id, now, r.event, r.upstream, r.recipients, r.reply, r.durationMs);
+      // A deferral that a later upstream in the same round settled is an attempt, not a state change.
+      const settledLater = r.event === 'deferred' && outcome.records.slice(i + 1).some((l) => l.recipients.some((x) => r.recipients.includes(x)));
+      if (!settledLater) events.push({ id, event: r.event, upstream: r.upstream, reply: r.reply, recipients: r.recipients, at: new Date(now) });
+      last = r;
+    });
+    const counts = this.sql(`SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM recipients WHERE message_id = ?`)
+      .get(id) as Row;
+    const current = this.sql(`SELECT state FROM messages WHERE id = ?`).pluck().get(id);
+    // Dropped by a person while in flight: keep the log of the attempt, but the drop stands.
+    if (current === 'dropped') return events;
+    const state = counts.pending > 0 ? 'deferred' : counts.failed > 0 ? 'failed' : 'delivered';
+    this.sql(
+        `UPDATE messages SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_reply = coalesce(?, last_reply),
+           upstream = coalesce(?, upstream), updated_at = ? WHERE id = ?`,
+      )
+      .run(state, state === 'deferred' ? outcome.retryAt : null, last?.reply ?? null, last?.upstream ?? null, now, id);
+    if (state === 'delivered') this.deleteBody(id);
+    return events;
+  }
+
+  /** Makes a failed or deferred message due now; its failed recipients are tried again. */
+  retry(id: number): boolean {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const info = this.sql(`UPDATE messages SET state = 'queued', next_attempt_at = ?, queued_at = ?, updated_at = ? WHERE id = ? AND state IN ('failed', 'deferred', 'queued')`)
+        .run(now, now, now, id);
+      if (info.changes === 0) return false;
+      const rcpts = this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state IN ('failed', 'pending')`).pluck().all(id) as string[];
+      this.sql(`UPDATE recipients SET state = 'pending' WHERE message_id = ? AND state = 'failed'`).run(id);
+      this.appendLog(id, now, 'retry', null, rcpts, 'retry requested', null);
+      return true;
+    })();
+  }
+
+  retryAllFailed(): number[] {
+    const ids = this.sql(`SELECT id FROM messages WHERE state = 'failed'`).pluck().all() as number[];
+    return ids.filter((id) => this.retry(id));
+  }
+
+  /** Removes a message that is not delivered yet; the log keeps it as `dropped`. */
+  drop(id: number, reason = 'dropped by a person'): boolean {
+    const now = Date.now();
+    const rcpts = this.db.transaction(() => {
+      const info = this.sql(`UPDATE messages SET state = 'dropped', next_attempt_at = NULL, last_reply = ?, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred', 'failed', 'delivering')`)
+        .run(reason, now, id);
+      if (info.changes === 0) return null;
+      const pending = this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state IN ('pending', 'failed')`).pluck().all(id) as string[];
+      this.sql(`UPDATE recipients SET state = 'dropped' WHERE message_id = ? AND state IN ('pending', 'failed')`).run(id);
+      this.deleteBody(id);
+      this.appendLog(id, now, 'dropped', null, pending, reason, null);
+      return pending;
+    })();
+    if (rcpts === null) return false;
+    this.emit({ id, event: 'dropped', upstream: null, reply: reason, recipients: rcpts });
+    return true;
+  }
+
+  /**
+   * At start: messages a crash left `delivering` are due again, and bodies that never got their
+   * `250` are removed. Returns how many messages were put back.
+   */
+  recoverInterrupted(): number {
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const partial = this.sql(`SELECT id FROM messages WHERE state = 'receiving'`).pluck().all() as number[];
+      for (const id of partial) {
+        this.deleteBody(id);
+        this.sql(`DELETE FROM messages WHERE id = ?`).run(id);
+      }
+      return this.sql(`UPDATE messages SET state = 'queued', next_attempt_at = ?, updated_at = ? WHERE state = 'delivering'`)
+        .run(now, now).changes;
+    })();
+  }
+
+  /** Forgets finished messages (and their log) last touched before `before`. */
+  prune(before: number): number {
+    return this.db.transaction(() => {
+      const ids = this.sql(`SELECT id FROM messages WHERE updated_at < ? AND state IN ('delivered', 'failed', 'dropped')`)
+        .pluck()
+        .all(before) as number[];
+      for (const id of ids) {
+        this.deleteBody(id);
+        for (const table of ['recipients', 'log']) this.sql(`DELETE FROM ${table} WHERE message_id = ?`).run(id);
+        this.sql(`DELETE FROM messages WHERE id = ?`).run(id);
+      }
+      return ids.length;
+    })();
+  }
+
+  /** Commits anything still queued for the group commit. */
+  flush(): void {
+    this.commits.flush();
+  }
+
+  private deleteBody(id: number): void {
+    this.sql(`UPDATE messages SET body = NULL WHERE id = ? AND body IS NOT NULL`).run(id);
+    this.sql(`DELETE FROM body_chunks WHERE message_id = ?`).run(id);
+  }
+
+  private appendLog(id: number, at: number, event: string, upstream: string | null, rcpts: string[], reply: string | null, durationMs: number | null): void {
+    this.sql(`INSERT INTO log (at, message_id, event, upstream, recipients, reply, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+      .run(at, id, event, upstream, rcpts.join('\n'), reply, durationMs);
+  }
+
+  private emit(e: Omit<MessageEvent, 'at'> & { at?: Date }): void {
+    this.events?.emit('message', { ...e, at: e.at ?? new Date() });
+  }
+}

@@ -1,0 +1,48 @@
+import type { Readable } from 'node:stream';
+
+export interface Envelope {
+  from: string;
+  to: string[];
+}
+
+/** A recipient the upstream refused at RCPT TO, with its words. */
+export interface RejectedRecipient {
+  rcpt: string;
+  reply: string;
+  code: number | null;
+}
+
+/** What the upstream said to one transaction that reached DATA. */
+export interface SendResult {
+  /** Recipients the upstream took responsibility for. */
+  accepted: string[];
+  rejected: RejectedRecipient[];
+  /** The reply to the end of DATA, e.g. `250 2.0.0 OK 1700000000 x1-20020a05`. */
+  reply: string;
+}
+
+/** Where a transaction stopped: before MAIL FROM it is the upstream's problem, after it the message's. */
+export type SendPhase = 'connect' | 'tls' | 'greeting' | 'ehlo' | 'auth' | 'mail' | 'rcpt' | 'data' | 'io';
+
+/** A transaction that failed as a whole; `reply` keeps the upstream's words (or the socket error). */
+export class UpstreamError extends Error {
+  constructor(
+    readonly reply: string,
+    readonly code: number | null,
+    readonly phase: SendPhase,
+  ) {
+    super(reply);
+    this.name = 'UpstreamError';
+  }
+}
+
+/** One adapter per upstream type. It sends bytes; it never touches the spool or decides retries. */
+export interface Upstream {
+  readonly name: string;
+  readonly type: string;
+  /** A short human description for check-config, e.g. `smtp-relay.gmail.com:587 starttls`. */
+  describe(): string;
+  /** `body` makes a fresh stream of the raw message each time it is called. */
+  send(envelope: Envelope, body: () => Readable): Promise<SendResult>;
+  close(): Promise<void>;
+}
