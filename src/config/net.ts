@@ -10,7 +10,7 @@ export function parseHostPort(text: string): ListenAddress | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text.trim());
   if (!m) return undefined;
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
+  if (port > 65535) return undefined; // 0 = any free port (tests)
   const host = m[1] ?? m[2]!;
   if (m[1] !== undefined && isIP(host) !== 6) return undefined;
   return { host, port };

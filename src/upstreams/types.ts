@@ -3,6 +3,8 @@ import type { Readable } from 'node:stream';
 export interface Envelope {
   from: string;
   to: string[];
+  /** The spool row this message comes from; adapters use it only to name files and log. */
+  spoolId?: number;
 }
 
 /** A recipient the upstream refused at RCPT TO, with its words. */

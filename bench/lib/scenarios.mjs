@@ -1,0 +1,123 @@
+// The measurements, each against a "target" (relaybox or Postfix) that exposes:
+//   { name, port, memory(), cpuMs(), io() (per-process /proc io or null), pids() }
+import { diskDelta, diskstats, sampler } from './proc.mjs';
+import { SmtpConn, smallMessage } from './smtp-client.mjs';
+import { FROM, TO } from './load.mjs';
+import { straceAttach } from './strace.mjs';
+import { log, median, nowMs, quantile, sleep } from './util.mjs';
+
+/** Sits idle for `ms`: memory at the end, and the disk's background write rate (other tenants). */
+export async function idle(target, { ms = 5000, disk }) {
+  const d0 = diskstats(disk);
+  await sleep(ms);
+  const noise = diskDelta(d0, diskstats(disk));
+  return { memory: target.memory(), noiseBytesPerS: noise ? (noise.writeBytes * 1000) / ms : NaN, noiseFlushesPerS: noise ? (noise.flushes * 1000) / ms : NaN };
+}
+
+/** N small messages from the load generator; accept rate, relay rate, CPU, writes per message. */
+export async function throughput(target, { sink, load, messages, sessions, disk, settleMs = 5500 }) {
+  sink.reset();
+  const before = { t: nowMs(), cpu: target.cpuMs(), io: target.io(), disk: diskstats(disk), sinkCpu: sink.cpuMs() };
+  log(`${target.name}: ${load.name} -s ${sessions} -m ${messages} -l 1024`);
+  const res = await load.run({ port: target.port, sessions, messages, payload: 1024 });
+  const tAccepted = nowMs();
+  const n = res.ok;
+  let complete = true;
+  await sink.waitCount(n, 60_000 + messages * 50).catch((err) => { complete = false; log(`${target.name}: ${err.message}`); });
+  const arrived = sink.arrivals.length;
+  const last = sink.arrivals[arrived - 1]?.t ?? NaN;
+  const relayed = { t: nowMs(), cpu: target.cpuMs(), sinkCpu: sink.cpuMs() };
+  await sleep(settleMs); // the relay's own clean-up after delivery, and the file system's journal commit
+  const io1 = target.io();
+  const disk1 = diskDelta(before.disk, diskstats(disk));
+  const ioDelta = before.io && io1 ? { writeBytes: io1.write_bytes - before.io.write_bytes, wchar: io1.wchar - before.io.wchar, syscw: io1.syscw - before.io.syscw } : null;
+  return {
+    messages, accepted: n, failed: res.failed, errors: res.errors, arrived, complete,
+    duplicates: Math.max(0, sink.arrivals.length - n),
+    acceptSeconds: (tAccepted - before.t) / 1000,
+    acceptRate: (n * 1000) / (tAccepted - before.t),
+    relaySeconds: (last - before.t) / 1000,
+    relayRate: (arrived * 1000) / (last - before.t),
+    cpuMsPerMsg: (relayed.cpu - before.cpu) / n,
+    sinkCpuShare: (relayed.sinkCpu - before.sinkCpu) / (relayed.t - before.t),
+    io: ioDelta && { writeBytesPerMsg: ioDelta.writeBytes / n, wcharPerMsg: ioDelta.wchar / n, writeCallsPerMsg: ioDelta.syscw / n },
+    disk: disk1 && { bytesPerMsg: disk1.writeBytes / n, flushesPerMsg: disk1.flushes / n, windowS: (nowMs() - before.t) / 1000 },
+  };
+}
+
+/** Sync calls per message under strace (a separate pass: tracing slows everything down). */
+export async function syncCalls(target, { sink, load, messages, sessions, dir }) {
+  const tracer = await straceAttach(target.pids(), dir);
+  sink.reset();
+  let res;
+  let calls;
+  try {
+    res = await load.run({ port: target.port, sessions, messages, payload: 1024 });
+    await sink.waitCount(res.ok, 60_000 + messages * 100).catch((err) => log(`${target.name}: ${err.message}`));
+    await sleep(1000);
+  } finally {
+    calls = await tracer.stop();
+  }
+  const total = Object.values(calls).reduce((a, b) => a + b, 0);
+  return { messages: res.ok, calls, perMsg: total / res.ok };
+}
+
+/** One message at a time to an idle sink: client's 250 → sink's end-of-DATA, same monotonic clock. */
+export async function latency(target, { sink, count = 200, warmup = 3, gapMs = 20 }) {
+  const conn = await SmtpConn.open(target.port);
+  const after250 = [];
+  const commit = [];
+  let lost = 0;
+  try {
+    for (let i = 0; i < count + warmup && lost < 3; i++) {
+      const id = `lat-${i}-${Date.now()}`;
+      const arrival = sink.waitFor((a) => a.benchId === id, 10_000, `message ${id} at the sink`);
+      arrival.catch(() => {});
+      const r = await conn.send({ from: FROM, to: TO, body: smallMessage({ from: FROM, to: TO, payload: 1024, id }) });
+      const a = await arrival.catch(() => null);
+      if (!a) { lost++; continue; }
+      if (i >= warmup) { after250.push(a.t - r.t); commit.push(r.t - r.dataSent); }
+      await sleep(gapMs);
+    }
+  } finally {
+    await conn.quit();
+  }
+  return {
+    count: after250.length, lost,
+    p50: median(after250), p95: quantile(after250, 0.95), min: Math.min(...after250), max: Math.max(...after250),
+    commitP50: median(commit), commitP95: quantile(commit, 0.95),
+  };
+}
+
+/** A big message streamed from a file; memory sampled every 50 ms through acceptance and delivery. */
+export async function bigMessage(target, { sink, msg, idleMemory }) {
+  sink.reset();
+  const s = sampler(() => target.memory(), 50);
+  const arrival = sink.waitFor((a) => a.benchId === 'big', 600_000, 'the big message at the sink');
+  arrival.catch(() => {});
+  let r;
+  let conn;
+  try {
+    conn = await SmtpConn.open(target.port);
+    r = await conn.send({ from: FROM, to: TO, body: { file: msg.file }, ms: 300_000 });
+  } catch (err) {
+    s.stop();
+    await conn?.quit();
+    return { error: String(err.message ?? err) };
+  }
+  await conn.quit();
+  const a = await arrival.catch(() => null);
+  await sleep(1000); // clean-up after delivery (deleting the body) is part of the job
+  const { peak, samples } = s.stop();
+  return {
+    size: msg.size, samples,
+    idle: idleMemory, peak, delta: peak - idleMemory, after: target.memory(),
+    sendMs: r.t - r.dataStart,
+    commitMs: r.t - r.dataSent,
+    relayMs: a ? a.t - r.t : NaN,
+    arrived: Boolean(a),
+    bodyIntact: a ? a.bodySha === msg.bodySha : false,
+    wholeIdentical: a ? a.sha === msg.sha : false,
+    receivedSize: a?.size ?? 0,
+  };
+}

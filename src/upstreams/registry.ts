@@ -1,0 +1,37 @@
+import type { Logger } from 'pino';
+import type { UpstreamConfig } from '../config/upstreams.js';
+import { FileUpstream } from './file.js';
+import { createGmailRelayUpstream } from './gmailRelay.js';
+import { createSmtpUpstream } from './smtp.js';
+import type { Upstream } from './types.js';
+
+export interface UpstreamContext {
+  /** Our EHLO name; must be an FQDN for Google's relay. */
+  hostname: string;
+  /** Delivery concurrency: the most connections one upstream may hold open. */
+  concurrency: number;
+  logger: Logger;
+}
+
+export function createUpstream(config: UpstreamConfig, context: UpstreamContext): Upstream {
+  switch (config.type) {
+    case 'smtp':
+      return createSmtpUpstream(config, context);
+    case 'gmail-relay':
+      return createGmailRelayUpstream(config, context);
+    case 'file':
+      return new FileUpstream(config, context);
+  }
+}
+
+/** All or nothing: a bad entry (unreadable CA file) closes the ones already made, then throws. */
+export function createUpstreams(list: readonly UpstreamConfig[], context: UpstreamContext): Upstream[] {
+  const made: Upstream[] = [];
+  try {
+    for (const config of list) made.push(createUpstream(config, context));
+  } catch (err) {
+    for (const upstream of made) void upstream.close();
+    throw err;
+  }
+  return made;
+}

@@ -1,0 +1,218 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import type { Readable } from 'node:stream';
+import nodemailer from 'nodemailer';
+import type { Mail, NodemailerError, SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer';
+import type { Logger } from 'pino';
+import type { SmtpUpstreamConfig } from '../config/upstreams.js';
+import type { UpstreamContext } from './registry.js';
+import { UpstreamError, type Envelope, type RejectedRecipient, type SendPhase, type SendResult, type Upstream } from './types.js';
+
+/** What the SMTP adapter needs; `smtp` configs are this as they are, presets (gmail-relay) build one. */
+export type SmtpTarget = Omit<SmtpUpstreamConfig, 'type'> & { type: string };
+
+const DEFAULT_PORTS = { tls: 465, starttls: 587, none: 25 } as const;
+
+/** `smtp-relay.gmail.com:587 starttls, no auth, verify certificates` — never a secret. */
+export function describeSmtp(target: SmtpTarget): string {
+  const port = target.port ?? DEFAULT_PORTS[target.security];
+  const auth = target.auth ? `auth as ${target.auth.user}` : 'no auth';
+  let tls: string;
+  if (target.security === 'none') tls = 'no TLS';
+  else if (!target.tls.verify) tls = 'certificates NOT verified';
+  else tls = target.tls.ca ? `verify certificates (ca ${target.tls.ca})` : 'verify certificates';
+  const min = target.security !== 'none' && target.tls.min_version ? `, min ${target.tls.min_version}` : '';
+  return `${target.host}:${port} ${target.security}, ${auth}, ${tls}${min}`;
+}
+
+/** nodemailer pool options for a target; throws when the configured CA file cannot be read. */
+export function poolOptions(target: SmtpTarget, context: UpstreamContext): SMTPPoolOptions & { pool: true } {
+  const tls: ConnectionOptions = { rejectUnauthorized: target.tls.verify };
+  if (target.tls.ca) {
+    try {
+      // Replaces the system store, like Postfix's CAfile: the operator trusts exactly this CA.
+      tls.ca = readFileSync(target.tls.ca, 'utf8');
+    } catch (err) {
+      throw new Error(`upstream ${target.name}: cannot read tls.ca ${target.tls.ca}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  if (target.tls.min_version) tls.minVersion = target.tls.min_version;
+  // SNI must not carry an IP literal (RFC 6066); nodemailer then checks the cert against the IP.
+  if (!isIP(target.host)) tls.servername = target.host;
+
+  return {
+    pool: true,
+    host: target.host,
+    port: target.port ?? DEFAULT_PORTS[target.security],
+    secure: target.security === 'tls',
+    requireTLS: target.security === 'starttls',
+    ignoreTLS: target.security === 'none',
+    tls,
+    // Google's relay answers `421 4.7.0` to a dotless EHLO; nodemailer would fall back to [127.0.0.1].
+    name: context.hostname,
+    ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
+    maxConnections: Math.max(1, context.concurrency),
+    // One login per connection, not per message (`454 4.7.0 Too many login attempts`).
+    maxMessages: Infinity,
+    // nodemailer would re-read the body stream on a requeue; it is single-use, so we retry ourselves.
+    maxRequeues: 0,
+    connectionTimeout: 30_000,
+    greetingTimeout: 30_000,
+    // Inactivity, not total time: a 30 MB upload keeps the socket busy; this covers the final reply.
+    socketTimeout: 120_000,
+    logger: nodemailerLogger(context.logger, target.name),
+    debug: false,
+    transactionLog: false,
+  };
+}
+
+/**
+ * nodemailer logs every connection at info and every failed message twice at warn/error with a
+ * stack; the delivery scheduler already reports outcomes, so its lines are kept for debug only.
+ */
+function nodemailerLogger(logger: Logger, upstream: string): Record<'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal', LogFn> {
+  const child = logger.child({ upstream, lib: 'nodemailer' });
+  const debug = child.debug.bind(child) as LogFn;
+  return { trace: child.trace.bind(child) as LogFn, debug, info: debug, warn: debug, error: debug, fatal: debug };
+}
+
+type LogFn = (...args: unknown[]) => void;
+
+export class SmtpUpstream implements Upstream {
+  readonly name: string;
+  readonly type: string;
+  private readonly transport: Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+  private readonly logger: Logger;
+  private closed = false;
+
+  constructor(
+    private readonly target: SmtpTarget,
+    context: UpstreamContext,
+  ) {
+    this.name = target.name;
+    this.type = target.type;
+    this.logger = context.logger.child({ upstream: target.name });
+    this.transport = nodemailer.createTransport(poolOptions(target, context));
+    // An 'error' event without a listener would crash the service; failures reach send() anyway.
+    this.transport.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'nodemailer transport error'));
+  }
+
+  describe(): string {
+    return describeSmtp(this.target);
+  }
+
+  async send(envelope: Envelope, body: () => Readable): Promise<SendResult> {
+    if (this.closed) throw new UpstreamError(`upstream ${this.name} is closed`, null, 'connect');
+    try {
+      return await this.attempt(envelope, body);
+    } catch (err) {
+      if (!closedBeforeSending(err) || this.closed) throw toUpstreamError(err);
+      // A pooled connection died (idle drop, server restart) before a byte of this message went
+      // out; one more try on a fresh connection is safe and spares the message a deferral.
+      this.logger.debug({ spoolId: envelope.spoolId }, 'connection closed before sending; retrying once on a new one');
+    }
+    try {
+      return await this.attempt(envelope, body);
+    } catch (err) {
+      throw toUpstreamError(err);
+    }
+  }
+
+  private async attempt(envelope: Envelope, body: () => Readable): Promise<SendResult> {
+    const raw = body();
+    try {
+      const info = await this.transport.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw });
+      return toSendResult(info);
+    } catch (err) {
+      const all = allRejected(err);
+      if (all) return all;
+      throw err;
+    } finally {
+      // Releases the spool reader when nodemailer gave up before reading it to the end.
+      if (!raw.destroyed) raw.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.transport.close();
+  }
+}
+
+export function createSmtpUpstream(target: SmtpTarget, context: UpstreamContext): SmtpUpstream {
+  return new SmtpUpstream(target, context);
+}
+
+function rejectedFrom(rcpts: readonly string[], errors: readonly NodemailerError[] | undefined): RejectedRecipient[] {
+  return rcpts.map((rcpt) => {
+    const err = errors?.find((e) => e.recipient === rcpt);
+    return { rcpt, reply: err?.response ?? err?.message ?? '', code: err?.responseCode ?? null };
+  });
+}
+
+function toSendResult(info: SMTPPoolSentMessageInfo): SendResult {
+  const rejectedErrors = (info as { rejectedErrors?: NodemailerError[] }).rejectedErrors;
+  return {
+    accepted: [...info.accepted],
+    rejected: rejectedFrom(info.rejected, rejectedErrors),
+    reply: info.response,
+  };
+}
+
+/** Every recipient refused at RCPT: nodemailer throws, but it is a per-recipient answer. */
+function allRejected(err: unknown): SendResult | null {
+  const e = err as NodemailerError;
+  if (e?.code !== 'EENVELOPE' || e.command !== 'RCPT TO' || !e.rejected?.length || !e.rejectedErrors?.length) return null;
+  return { accepted: [], rejected: rejectedFrom(e.rejected, e.rejectedErrors), reply: e.response ?? e.message };
+}
+
+/**
+ * The pool closed the connection without reporting a send result: nodemailer does this only when
+ * not a byte of the message was written (a reused connection found dead, or a close before the
+ * greeting). Every error from an actual SMTP step carries `command`.
+ */
+function closedBeforeSending(err: unknown): boolean {
+  const e = err as NodemailerError;
+  return e?.code === 'ECONNECTION' && e.command === undefined && e.response === undefined;
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL']);
+
+/** Where a nodemailer error happened; see `command`/`code` in nodemailer's smtp-connection. */
+export function phaseOf(e: NodemailerError): SendPhase {
+  const command = e.command ?? '';
+  if (command.startsWith('AUTH') || e.code === 'EAUTH' || e.code === 'ENOAUTH' || e.code === 'EOAUTH2') return 'auth';
+  if (command === 'STARTTLS' || e.code === 'ETLS') return 'tls';
+  if (command === 'EHLO' || command === 'HELO' || command === 'LHLO') return 'ehlo';
+  if (command === 'MAIL FROM') return 'mail';
+  if (command === 'RCPT TO') return 'rcpt';
+  if (command === 'DATA') return 'data';
+  if (e.code === 'EENVELOPE') return /sender/i.test(e.message) ? 'mail' : 'rcpt'; // refused before sending it
+  if (e.code === 'ETIMEDOUT') {
+    if (e.timeoutType === 'CONNECT_TIMEOUT') return 'connect';
+    if (e.timeoutType === 'GREETING_TIMEOUT') return 'greeting';
+    if (e.timeoutType === 'UPGRADE_TIMEOUT') return 'tls';
+    return 'io';
+  }
+  if (e.code === 'EDNS') return 'connect';
+  if (e.code === 'EPROTOCOL' && /greeting/i.test(e.message)) return 'greeting';
+  if (e.code === 'ESOCKET') {
+    const original = e.originalCode ?? '';
+    if (CONNECT_CODES.has(original)) return 'connect';
+    if (/CERT|SSL|TLS|SELF_SIGNED|VERIFY|ALTNAME/i.test(original)) return 'tls';
+    return 'io';
+  }
+  // Closed before the message went out and the retry failed too: the upstream is not taking connections.
+  if (closedBeforeSending(e)) return 'connect';
+  return 'io';
+}
+
+/** Keeps the upstream's words (`421 4.7.0 Try again later`) or, without a reply, the socket error. */
+export function toUpstreamError(err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  if (!(err instanceof Error)) return new UpstreamError(String(err), null, 'io');
+  const e = err as NodemailerError;
+  const reply = e.response?.trim() || e.message;
+  return new UpstreamError(reply, e.responseCode ?? null, phaseOf(e));
+}

@@ -1,0 +1,112 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { listMessages } from '../src/spool/log.js';
+import { relayConfig, runCli, sendMail, startRelay, waitFor } from './helpers/relay.js';
+import { TestUpstream } from './helpers/testUpstream.js';
+import { tempDir } from './helpers/tmp.js';
+
+function writeConfig(dir: string, raw: Record<string, unknown>): string {
+  const file = join(dir, 'relaybox.yaml');
+  writeFileSync(file, stringify(raw));
+  return file;
+}
+
+describe('relaybox CLI', () => {
+  it('lists, shows, retries and drops messages, and exports the log', async () => {
+    const dir = tempDir();
+    const up = await TestUpstream.start();
+    up.failData(550, '5.7.1 "Daily" quota, of sorts, rejected, permanently');
+    const raw = relayConfig(dir, { upstreams: [{ name: 'primary', type: 'smtp', host: '127.0.0.1', port: up.port, security: 'none' }] });
+    const file = writeConfig(dir, raw);
+    const { app, port } = await startRelay(raw);
+    await sendMail(port, { to: ['a@example.com'], subject: 'Scan, "quoted"\r\n and folded 日本語' });
+    const failed = await waitFor(() => listMessages(app.spool.db, { status: 'failed' })[0]);
+
+    const list = await runCli(['queue', 'list', '--config', file]);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`^${failed.id}\\s+\\S+\\s+failed\\s+1\\s`, 'm'));
+    const json = JSON.parse((await runCli(['queue', 'list', '--status', 'failed', '--json', '--config', file])).stdout);
+    expect(json).toEqual([expect.objectContaining({ id: failed.id, state: 'failed', to: ['a@example.com'] })]);
+
+    const show = await runCli(['queue', 'show', String(failed.id), '--config', file]);
+    expect(show.stdout).toContain('state:     failed');
+    expect(show.stdout).toMatch(/a@example\.com\s+failed via primary\s+550 5\.7\.1/);
+    expect(show.stdout).toMatch(/Subject: Scan/);
+    expect(show.stdout).toMatch(/failed\s+primary\s+a@example\.com\s+550/);
+
+    up.failData(null);
+    const retry = await runCli(['queue', 'retry', String(failed.id), '--config', file]);
+    expect(retry).toMatchObject({ code: 0, stdout: `message ${failed.id} queued again\n` });
+    await up.waitForMessages(1, 10_000); // the running service picks the CLI's change up by itself
+    await waitFor(() => listMessages(app.spool.db)[0]?.state === 'delivered');
+
+    const csv = await runCli(['log', 'export', '--format', 'csv', '--config', file]);
+    const rows = parseCsv(csv.stdout, { columns: true }) as Record<string, string>[];
+    expect(rows.map((r) => r.event)).toEqual(['accepted', 'failed', 'retry', 'delivered']);
+    expect(rows[1]!.reply).toBe('550 5.7.1 "Daily" quota, of sorts, rejected, permanently');
+    expect(rows[0]!.subject).toBe('Scan, "quoted" and folded 日本語');
+    const lines = (await runCli(['log', 'export', '--format', 'json', '--since', '1h', '--config', file])).stdout.trim().split('\n');
+    expect(JSON.parse(lines[3]!)).toMatchObject({ id: failed.id, event: 'delivered', upstream: 'primary', to: 'a@example.com' });
+
+    await sendMail(port, { to: ['b@example.com'] }); // delivered at once: cannot be dropped any more
+    const second = await waitFor(() => listMessages(app.spool.db).find((m) => m.id !== failed.id && m.state === 'delivered'));
+    expect((await runCli(['queue', 'drop', String(second.id), '--config', file])).code).toBe(1);
+    expect((await runCli(['queue', 'show', 'abc', '--config', file])).code).toBe(2);
+  }, 30_000);
+
+  it('drops a waiting message', async () => {
+    const dir = tempDir();
+    const down = await TestUpstream.start();
+    await down.stop();
+    const raw = relayConfig(dir, {
+      upstreams: [{ name: 'primary', type: 'smtp', host: '127.0.0.1', port: down.port, security: 'none' }],
+      delivery: { retry: { first: '1h', max: '1h', give_up_after: '2h' } },
+    });
+    const file = writeConfig(dir, raw);
+    const { app, port } = await startRelay(raw);
+    await sendMail(port, { to: ['a@example.com'] });
+    const waiting = await waitFor(() => listMessages(app.spool.db, { status: 'deferred' })[0]);
+    const drop = await runCli(['queue', 'drop', String(waiting.id), '--config', file]);
+    expect(drop).toMatchObject({ code: 0, stdout: `message ${waiting.id} dropped\n` });
+    expect(listMessages(app.spool.db)[0]!.state).toBe('dropped');
+  });
+
+  it('send-test delivers a well-formed message and prints the outcome', async () => {
+    const dir = tempDir();
+    const file = writeConfig(dir, relayConfig(dir));
+    const result = await runCli(['send-test', '--to', 'admin@example.com', '--config', file]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/admin@example\.com: delivered via outbox/);
+    const [eml] = readdirSync(join(dir, 'outbox'));
+    const text = readFileSync(join(dir, 'outbox', eml!), 'utf8');
+    expect(text).toMatch(/^Message-ID: <[^>]+@relaybox\.test\.example>\r$/m);
+    expect(text).toMatch(/^Date: /m);
+  });
+
+  it('send-test reports an upstream that refuses, with exit 1', async () => {
+    const dir = tempDir();
+    const down = await TestUpstream.start();
+    await down.stop();
+    const file = writeConfig(dir, relayConfig(dir, { upstreams: [{ name: 'primary', type: 'smtp', host: '127.0.0.1', port: down.port, security: 'none' }] }));
+    const result = await runCli(['send-test', '--to', 'admin@example.com', '--config', file]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/deferred — .*(ECONNREFUSED|connect)/i);
+    expect((await runCli(['send-test', '--to', 'x@example.com', '--upstream', 'nope', '--config', file])).code).toBe(2);
+  });
+
+  it('hash-password makes a hash that logs a device in', async () => {
+    const hashed = await runCli(['hash-password'], 'scan-pass\n');
+    expect(hashed.code).toBe(0);
+    const hash = hashed.stdout.trim();
+    expect(hash).toMatch(/^\$scrypt\$/);
+    const dir = tempDir();
+    const { port } = await startRelay(relayConfig(dir, { smtp: { listen: ['127.0.0.1:0'], tls: { mode: 'none' }, auth: { required: true, users: [{ username: 'scanner', password_hash: hash }] } } }));
+    await expect(sendMail(port, { to: ['a@example.com'], auth: { user: 'scanner', pass: 'scan-pass' } })).resolves.toMatchObject({ response: expect.stringMatching(/^250/) });
+    await expect(sendMail(port, { to: ['a@example.com'], auth: { user: 'scanner', pass: 'wrong' } })).rejects.toMatchObject({ responseCode: 535 });
+    await expect(sendMail(port, { to: ['a@example.com'] })).rejects.toMatchObject({ responseCode: 530 });
+  });
+});
