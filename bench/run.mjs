@@ -15,7 +15,7 @@ import { renderReport } from './lib/report.mjs';
 import { bigMessage, idle, latency, syncCalls, throughput } from './lib/scenarios.mjs';
 import { startSink } from './lib/sink.mjs';
 import { straceAvailable } from './lib/strace.mjs';
-import { canConnect, freePort, log, which } from './lib/util.mjs';
+import { canConnect, freePort, log } from './lib/util.mjs';
 
 const HELP = `usage: node bench/run.mjs [options]
   --quick              1000 messages, 50 latency samples, no strace pass, short settle

@@ -8,6 +8,9 @@ import { openSpool, type SpoolDb } from './spool/db.js';
 import { SpoolStore } from './spool/store.js';
 import { createUpstreams } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/types.js';
+import type { Feature, FeatureContext } from './feature.js';
+import { StatusTracker } from './status/tracker.js';
+import { VERSION } from './version.js';
 
 const PRUNE_EVERY_MS = 6 * 3_600_000;
 
@@ -25,6 +28,8 @@ interface AppParts {
   upstreams: Upstream[];
   scheduler: DeliveryScheduler;
   ingress: SmtpIngress;
+  status: StatusTracker;
+  features: Feature[];
 }
 
 export class RelayApp {
@@ -44,14 +49,18 @@ export class RelayApp {
     const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: config.delivery.concurrency, logger });
     const scheduler = new DeliveryScheduler({ spool, upstreams, delivery: config.delivery, logger, events });
     const ingress = new SmtpIngress({ config, spool, logger });
-    const app = new RelayApp({ config, logger, events, db, spool, upstreams, scheduler, ingress });
+    const status = new StatusTracker({ events, db, upstreams: upstreams.map((u) => u.name), version: VERSION });
+    const features = createFeatures({ config, logger, events, spool, status });
+    const app = new RelayApp({ config, logger, events, db, spool, upstreams, scheduler, ingress, status, features });
     events.on('message', (e) => {
       if (e.event === 'accepted') scheduler.wake();
     });
+    events.on('due', () => scheduler.wake());
     scheduler.start();
     app.prune();
     try {
       app.smtpBound = await ingress.start();
+      for (const feature of features) await feature.start();
       logger.info({ smtp: app.smtpBound.map(formatHostPort), upstreams: upstreams.map((u) => u.name), data_dir: config.data_dir }, 'relaybox started');
     } catch (err) {
       await app.stop();
@@ -68,6 +77,10 @@ export class RelayApp {
     return this.parts.spool;
   }
 
+  get status(): StatusTracker {
+    return this.parts.status;
+  }
+
   /** Where SMTP actually listens (port 0 in tests becomes a real port). */
   get smtpAddresses(): ListenAddress[] {
     return this.smtpBound;
@@ -76,9 +89,12 @@ export class RelayApp {
   /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      const { ingress, scheduler, upstreams, spool, db, config, logger } = this.parts;
+      const { ingress, scheduler, upstreams, spool, db, config, logger, features } = this.parts;
       clearTimeout(this.pruneTimer);
       await ingress.stop();
+      for (const feature of [...features].reverse()) {
+        await feature.stop().catch((err: unknown) => logger.error({ err, feature: feature.name }, 'feature did not stop cleanly'));
+      }
       await scheduler.stop(config.delivery.shutdown_grace);
       await Promise.allSettled(upstreams.map((u) => u.close()));
       spool.flush();
@@ -99,4 +115,11 @@ export class RelayApp {
     this.pruneTimer = setTimeout(() => this.prune(), PRUNE_EVERY_MS);
     this.pruneTimer.unref();
   }
+}
+
+/** The optional parts, each present when its section is configured. */
+function createFeatures(context: FeatureContext): Feature[] {
+  const features: Feature[] = [];
+  void context;
+  return features;
 }

@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { createRequire } from 'node:module';
+import { VERSION as version } from './version.js';
 import { registerLogCommands } from './cli/logExport.js';
 import { registerQueueCommands } from './cli/queue.js';
 import { registerSendTest } from './cli/sendTest.js';
 import { registerServiceCommands } from './cli/service.js';
 import { EXIT_USAGE, reportAndExit } from './cli/common.js';
 
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 const program = new Command('relaybox')
   .description('store-and-forward mail relay for scanners, printers, NAS units and sensors')

@@ -20,6 +20,8 @@ export interface MessageEvent {
 export interface UpstreamEvent {
   upstream: string;
   ok: boolean;
+  /** Why a failing upstream fails, when that is known: a person has to act on these. */
+  problem?: 'auth_failed' | 'quota' | 'ehlo_rejected';
   reply: string | null;
   at: Date;
 }
@@ -27,6 +29,8 @@ export interface UpstreamEvent {
 interface EventMap {
   message: [MessageEvent];
   upstream: [UpstreamEvent];
+  /** A message became due without a state event (a person's retry): delivery should look now. */
+  due: [{ id: number }];
 }
 
 /** The typed bus that features listen to; emitters never wait on listeners. */

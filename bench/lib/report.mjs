@@ -84,7 +84,7 @@ function syncText(s) {
 function notes(r) {
   const out = [];
   const e = r.env;
-  out.push('Same machine, same run, same sink (a Node smtp-server child process that hashes every message), same load generator. ' +
+  out.push('Same machine, same run, same sink (bench/lib/sink-child.mjs: a raw-socket Node SMTP sink in its own process that hashes every message and timestamps its end-of-DATA), same load generator. ' +
     'Accept rate = messages / time the load generator ran; relay rate = messages / time from the first connection until the last one reached the sink.');
   if (r.sinkAlone) out.push(`Sink alone (load generator straight into the sink): ${fmt(r.sinkAlone.acceptRate)} msg/s accepted, sink CPU ${fmt(r.sinkAlone.sinkCpuShare * 100)}% of one core — the ceiling for any relay measured here.`);
   for (const [name, x] of [['Postfix', r.postfix], ['relaybox', r.relaybox]]) {

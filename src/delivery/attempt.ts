@@ -69,7 +69,8 @@ export async function deliverRound(
       );
       // A refusal after MAIL FROM still means the upstream itself is reachable and working.
       const upstreamOk = failure.code !== null && ['mail', 'rcpt', 'data'].includes(failure.phase);
-      observe.events?.emit('upstream', { upstream: upstream.name, ok: upstreamOk, reply: failure.reply, at: new Date() });
+      const problem = failure.phase === 'auth' && failure.code !== null ? ('auth_failed' as const) : undefined;
+      observe.events?.emit('upstream', { upstream: upstream.name, ok: upstreamOk, problem, reply: failure.reply, at: new Date() });
       if (klass === 'permanent') pending = [];
       else lastReply = failure.reply;
     }

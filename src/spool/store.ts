@@ -178,6 +178,12 @@ export class SpoolStore {
 
   /** Makes a failed or deferred message due now; its failed recipients are tried again. */
   retry(id: number): boolean {
+    const retried = this.markRetry(id);
+    if (retried) this.events?.emit('due', { id });
+    return retried;
+  }
+
+  private markRetry(id: number): boolean {
     const now = Date.now();
     return this.db.transaction(() => {
       const info = this.sql(`UPDATE messages SET state = 'queued', next_attempt_at = ?, queued_at = ?, updated_at = ? WHERE id = ? AND state IN ('failed', 'deferred', 'queued')`)

@@ -1,0 +1,97 @@
+import { EventEmitter } from 'node:events';
+import type { RelayEvents, UpstreamEvent } from '../events.js';
+import type { SpoolDb } from '../spool/db.js';
+import { queueCounts } from '../spool/log.js';
+
+export type UpstreamState = 'unknown' | 'ok' | 'down' | 'auth_failed' | 'quota' | 'ehlo_rejected';
+
+export interface UpstreamStatus {
+  state: UpstreamState;
+  last_ok: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+}
+
+/** The `<prefix>/status` payload of SPEC; the web console and /metrics read the same numbers. */
+export interface StatusSnapshot {
+  state: 'ok' | 'degraded' | 'down';
+  queue: { queued: number; deferred: number; failed: number; oldest_age_s: number };
+  upstreams: Record<string, UpstreamStatus>;
+  delivered_total: number;
+  failed_total: number;
+  version: string;
+  uptime_s: number;
+}
+
+/**
+ * Keeps what the spool can't tell cheaply — each upstream's last success and error, totals since
+ * start — by listening to the event bus, and announces `change` whenever a snapshot would differ.
+ * Consumers throttle as they need (MQTT: at most once a second).
+ */
+export class StatusTracker extends EventEmitter<{ change: [] }> {
+  private readonly upstreams = new Map<string, UpstreamStatus>();
+  private delivered = 0;
+  private failed = 0;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly options: { events: RelayEvents; db: SpoolDb; upstreams: string[]; version: string },
+  ) {
+    super();
+    for (const name of options.upstreams) this.upstreams.set(name, { state: 'unknown', last_ok: null, last_error: null, last_error_at: null });
+    options.events.on('upstream', (e) => this.onUpstream(e));
+    options.events.on('message', (e) => {
+      if (e.event === 'delivered') this.delivered += e.recipients.length;
+      if (e.event === 'failed') this.failed += e.recipients.length;
+      this.emit('change');
+    });
+    options.events.on('due', () => this.emit('change'));
+  }
+
+  get deliveredTotal(): number {
+    return this.delivered;
+  }
+
+  get failedTotal(): number {
+    return this.failed;
+  }
+
+  upstream(name: string): UpstreamStatus | undefined {
+    return this.upstreams.get(name);
+  }
+
+  snapshot(now = Date.now()): StatusSnapshot {
+    const counts = queueCounts(this.options.db, now);
+    const upstreams = Object.fromEntries(this.upstreams);
+    return {
+      state: overallState([...this.upstreams.values()], counts),
+      queue: { queued: counts.queued + counts.delivering, deferred: counts.deferred, failed: counts.failed, oldest_age_s: counts.oldestAgeS },
+      upstreams,
+      delivered_total: this.delivered,
+      failed_total: this.failed,
+      version: this.options.version,
+      uptime_s: Math.round((now - this.startedAt) / 1000),
+    };
+  }
+
+  private onUpstream(e: UpstreamEvent): void {
+    const current = this.upstreams.get(e.upstream);
+    if (!current) return;
+    const at = e.at.toISOString();
+    const next: UpstreamStatus = e.ok
+      ? { ...current, state: 'ok', last_ok: at }
+      : { ...current, state: e.problem ?? 'down', last_error: e.reply, last_error_at: at };
+    this.upstreams.set(e.upstream, next);
+    if (next.state !== current.state || next.last_error !== current.last_error || e.ok) this.emit('change');
+  }
+}
+
+const FAILING: ReadonlySet<UpstreamState> = new Set(['down', 'auth_failed', 'quota', 'ehlo_rejected']);
+
+/** down: no upstream works; degraded: one fails, or mail waits or has failed; ok otherwise. */
+function overallState(upstreams: UpstreamStatus[], counts: { deferred: number; failed: number }): StatusSnapshot['state'] {
+  const failing = upstreams.filter((u) => FAILING.has(u.state)).length;
+  if (upstreams.length > 0 && failing === upstreams.length) return 'down';
+  if (failing > 0 || counts.deferred > 0 || counts.failed > 0) return 'degraded';
+  return 'ok';
+}
