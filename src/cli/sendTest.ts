@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { hostname as osHostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
+import { composeMessage } from '../message/compose.js';
 import { pino } from 'pino';
 import { DeliveryScheduler } from '../delivery/scheduler.js';
 import { getMessage } from '../spool/log.js';
@@ -9,22 +9,18 @@ import { createUpstreams } from '../upstreams/registry.js';
 import { CliError, EXIT_USAGE, openConfiguredSpool, type ConfigFlag } from './common.js';
 
 /** A small, well-formed message that passes Gmail's checks (Message-ID, Date, one From). */
-export function testMessage(opts: { from: string; to: string; hostname: string; upstream?: string }): Buffer {
+export function testMessage(opts: { from: string; to: string; hostname: string; upstream?: string }): Promise<Buffer> {
   const now = new Date();
-  const lines = [
-    `From: relaybox <${opts.from}>`,
-    `To: <${opts.to}>`,
-    `Subject: relaybox test message from ${opts.hostname}`,
-    `Date: ${now.toUTCString().replace('GMT', '+0000')}`,
-    `Message-ID: <${randomUUID()}@${opts.hostname}>`,
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    `This is a test message from relaybox on ${opts.hostname}${opts.upstream ? `, sent through upstream "${opts.upstream}"` : ''}.`,
-    `Sent at ${now.toISOString()}. If you can read this, mail from your devices will get through too.`,
-    '',
-  ];
-  return Buffer.from(lines.join('\r\n'));
+  return composeMessage({
+    from: `relaybox <${opts.from}>`,
+    to: [opts.to],
+    subject: `relaybox test message from ${opts.hostname}`,
+    hostname: opts.hostname,
+    date: now,
+    text:
+      `This is a test message from relaybox on ${opts.hostname}${opts.upstream ? `, sent through upstream "${opts.upstream}"` : ''}.\n` +
+      `Sent at ${now.toISOString()}. If you can read this, mail from your devices will get through too.\n`,
+  });
 }
 
 export function registerSendTest(program: Command): void {
@@ -47,7 +43,7 @@ export function registerSendTest(program: Command): void {
       const upstreams = createUpstreams(config.upstreams, { hostname, concurrency: 1, logger: pino({ level: 'silent' }) });
       try {
         const body = store.receive();
-        body.write(testMessage({ from, to: flags.to, hostname, upstream: flags.upstream }));
+        body.write(await testMessage({ from, to: flags.to, hostname, upstream: flags.upstream }));
         const id = await store.accept(body, { mailFrom: from, recipients: [flags.to], client: 'relaybox send-test', subject: 'relaybox test message', onlyUpstream: flags.upstream });
         process.stdout.write(`message ${id} spooled; delivering…\n`);
         const claimed = store.claim(id);
