@@ -10,7 +10,7 @@ import { buildBigMessage } from './lib/bigmsg.mjs';
 import { FROM, TO, loadGenerator } from './lib/load.mjs';
 import { POSTFIX_PORT, SINK_PORT, postfixMissing, startPostfix } from './lib/postfix.mjs';
 import { cpuMs, diskFor, dirSize, io, rss } from './lib/proc.mjs';
-import { REPO, relayboxBuilt, startRelaybox } from './lib/relaybox.mjs';
+import { CLI, REPO, relayboxBuilt, startRelaybox } from './lib/relaybox.mjs';
 import { renderReport } from './lib/report.mjs';
 import { bigMessage, idle, latency, syncCalls, throughput } from './lib/scenarios.mjs';
 import { startSink } from './lib/sink.mjs';
@@ -28,9 +28,10 @@ const HELP = `usage: node bench/run.mjs [options]
   --no-strace          skip the sync-call counting pass
   --loadgen node|smtp-source   force the load generator (default: smtp-source if installed)
   --concurrency N      relaybox delivery.concurrency (default 4)
-  --node-args "..."    extra node flags for relaybox, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --node-args="..."    extra node flags for relaybox, e.g. --node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
   --out FILE           Markdown output (default bench/results.md); --json FILE for raw numbers
-  --keep               keep the temp dirs (spool, config, relaybox log)`;
+  --keep               keep the temp dirs (spool, config, relaybox log)
+environment: RELAYBOX_CLI=/path/to/dist/cli.js benchmarks another relaybox build (A/B runs)`;
 
 const { values: opt } = parseArgs({
   options: {
@@ -64,6 +65,7 @@ function environment() {
   }
   if (!straceAvailable() && only.has('sync')) { notes.push('strace not installed (`apt-get install -y strace`): no sync-call counts.'); only.delete('sync'); }
   const loadgen = loadGenerator(opt.loadgen);
+  if (process.env.RELAYBOX_CLI) notes.push(`relaybox build under test: ${CLI} (RELAYBOX_CLI).`);
   if (loadgen.name === 'node') notes.push('Load generator: the Node stand-in for smtp-source (one message per connection, same shape).');
   let relayboxCommit = null;
   try { relayboxCommit = execFileSync('git', ['-C', REPO, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim(); } catch {}

@@ -8,8 +8,11 @@ import { canConnect, freePort, log, sleep, waitUntil } from './util.mjs';
 
 export const REPO = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 
+/** dist/cli.js of this checkout, or another build to compare against (RELAYBOX_CLI=/path/to/dist/cli.js). */
+export const CLI = process.env.RELAYBOX_CLI ?? join(REPO, 'dist/cli.js');
+
 export function relayboxBuilt() {
-  return existsSync(join(REPO, 'dist/cli.js'));
+  return existsSync(CLI);
 }
 
 function configYaml({ port, sinkPort, dataDir, concurrency }) {
@@ -34,7 +37,7 @@ export async function startRelaybox({ sinkPort, concurrency = 4, tmpRoot = tmpdi
   const dataDir = join(dir, 'spool');
   const configPath = join(dir, 'relaybox.yaml');
   writeFileSync(configPath, configYaml({ port, sinkPort, dataDir, concurrency }));
-  const argv = [...wrap, process.execPath, ...nodeArgs, join(REPO, 'dist/cli.js'), 'serve', '--config', configPath];
+  const argv = [...wrap, process.execPath, ...nodeArgs, CLI, 'serve', '--config', configPath];
   const child = spawn(argv[0], argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const logPath = join(dir, 'relaybox.log');
   const out = createWriteStream(logPath);

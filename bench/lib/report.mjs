@@ -53,6 +53,7 @@ export function renderReport(r) {
   row(`Latency 250 → sink end-of-DATA, p50 (ms, ${get(rb, 'latency.count') ?? get(pf, 'latency.count') ?? '?'} msgs)`, '< 5 ms',
     ...both('latency.p50', (v) => fmt(v, 2)), p50 === undefined ? null : p50 < 5);
   row('… p95 / max (ms)', '', ...both('latency', (v) => `${fmt(v.p95, 2)} / ${fmt(v.max, 2)}`));
+  row('Connect → 220 greeting, p50 / max (ms, 20 connections)', '', ...both('latency', (v) => `${fmt(v.greetP50, 2)} / ${fmt(v.greetMax, 2)}`));
   row('End-of-DATA → 250 at the client, p50 / p95 (ms)', '', ...both('latency', (v) => `${fmt(v.commitP50, 2)} / ${fmt(v.commitP95, 2)}`));
 
   const e = r.env;

@@ -64,6 +64,15 @@ export async function syncCalls(target, { sink, load, messages, sessions, dir })
 
 /** One message at a time to an idle sink: client's 250 → sink's end-of-DATA, same monotonic clock. */
 export async function latency(target, { sink, count = 200, warmup = 3, gapMs = 20 }) {
+  // A device opens a connection per message: how long until the relay's 220 greeting?
+  const greet = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = nowMs();
+    const c = await SmtpConn.open(target.port, '127.0.0.1', null);
+    greet.push(c.greetedAt - t0);
+    await c.quit();
+    await sleep(gapMs);
+  }
   const conn = await SmtpConn.open(target.port);
   const after250 = [];
   const commit = [];
@@ -86,6 +95,7 @@ export async function latency(target, { sink, count = 200, warmup = 3, gapMs = 2
     count: after250.length, lost,
     p50: median(after250), p95: quantile(after250, 0.95), min: Math.min(...after250), max: Math.max(...after250),
     commitP50: median(commit), commitP95: quantile(commit, 0.95),
+    greetP50: median(greet), greetMax: Math.max(...greet),
   };
 }
 

@@ -24,7 +24,8 @@ export class SmtpConn {
     const conn = new SmtpConn(socket);
     const greeting = await conn.reply(10_000);
     if (greeting.code !== 220) throw new Error(`greeting: ${greeting.text}`);
-    await conn.expect(`EHLO ${ehlo}`, 250);
+    conn.greetedAt = greeting.t;
+    if (ehlo) await conn.expect(`EHLO ${ehlo}`, 250);
     return conn;
   }
 

@@ -10,6 +10,7 @@ import { CrlfNormalizer } from '../message/crlf.js';
 import { HEADER_SCAN_BYTES, subjectOf } from '../message/headers.js';
 import type { BodyWriter } from '../spool/body.js';
 import type { SpoolStore } from '../spool/store.js';
+import { removeGreetingDelay } from './greetDelay.js';
 import { PasswordVerifier } from './passwords.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
 
@@ -22,6 +23,7 @@ export interface SmtpIngressOptions {
 }
 
 const SOCKET_TIMEOUT_MS = 60_000;
+removeGreetingDelay();
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 const REPLY = {

@@ -6,44 +6,65 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** How long a write that needs no fsync may wait for company (or for the next synced commit). */
+const LAZY_MS = 20;
+
 /**
- * Commits every write queued in one turn of the event loop as one transaction, so ten devices
- * sending at once share one fsync instead of paying ten. Each caller's promise settles only
- * after the commit that holds its write is on disk.
+ * Batches writes into shared transactions, because on an SD card the fsync, not the SQL, is the
+ * cost. `durable` writes (a message about to be answered 250) commit in the next turn of the event
+ * loop with an fsync, so ten devices sending at once share one. `lazy` writes (delivery outcomes:
+ * losing one to a power cut means a resend, never a loss) ride along with the next durable commit,
+ * or commit without an fsync within LAZY_MS. Each promise settles once its write is committed.
  */
 export class GroupCommit {
   private pending: Pending[] = [];
-  private scheduled = false;
+  private durableQueued = false;
+  private immediate: NodeJS.Immediate | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly db: SpoolDb) {}
 
-  run<T>(work: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ work, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+  durable<T>(work: () => T): Promise<T> {
+    this.durableQueued = true;
+    this.immediate ??= setImmediate(() => this.flush());
+    return this.enqueue(work);
+  }
+
+  lazy<T>(work: () => T): Promise<T> {
+    this.timer ??= setTimeout(() => this.flush(), LAZY_MS);
+    return this.enqueue(work);
   }
 
   /** Commits whatever is queued now; also called before the database closes. */
   flush(): void {
-    this.scheduled = false;
+    clearImmediate(this.immediate);
+    clearTimeout(this.timer);
+    this.immediate = this.timer = undefined;
     const batch = this.pending;
+    const sync = this.durableQueued;
     this.pending = [];
+    this.durableQueued = false;
     if (batch.length === 0) return;
-    const results: unknown[] = [];
+    this.db.pragma(`synchronous = ${sync ? 'FULL' : 'NORMAL'}`);
     try {
-      this.db.transaction(() => {
-        for (const item of batch) results.push(item.work());
-      })();
-    } catch {
-      // One failing write must not take the others down with it: commit them one by one.
-      for (const item of batch) this.runAlone(item);
-      return;
+      const results: unknown[] = [];
+      try {
+        this.db.transaction(() => {
+          for (const item of batch) results.push(item.work());
+        })();
+      } catch {
+        // One failing write must not take the others down with it: commit them one by one.
+        for (const item of batch) this.runAlone(item);
+        return;
+      }
+      batch.forEach((item, i) => item.resolve(results[i]));
+    } finally {
+      this.db.pragma('synchronous = FULL');
     }
-    batch.forEach((item, i) => item.resolve(results[i]));
+  }
+
+  private enqueue<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.pending.push({ work, resolve, reject }));
   }
 
   private runAlone(item: Pending): void {

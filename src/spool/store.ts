@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { MessageEvent, RelayEvents } from '../events.js';
 import { BodyWriter, readBody } from './body.js';
-import { type SpoolDb } from './db.js';
+import { withoutSync, type SpoolDb } from './db.js';
 import { GroupCommit } from './groupCommit.js';
 
 export interface AcceptedMessage {
@@ -72,7 +72,7 @@ export class SpoolStore {
 
   /** Commits the message and fsyncs; only after this resolves may the client hear `250`. */
   async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
-    const id = await this.commits.run(() => this.insertMessage(body, message, Date.now()));
+    const id = await this.commits.durable(() => this.insertMessage(body, message, Date.now()));
     this.emit({ id, event: 'accepted', upstream: null, reply: null, recipients: message.recipients });
     return id;
   }
@@ -105,7 +105,8 @@ export class SpoolStore {
   /** Marks up to `limit` due messages `delivering` and returns them, oldest due first. */
   claimDue(now: number, limit: number): ClaimedMessage[] {
     if (limit <= 0) return [];
-    return this.db.transaction(() => {
+    // No fsync: a claim lost to a power cut only means the message is queued again, as after any crash.
+    return withoutSync(this.db, this.db.transaction(() => {
       const ids = this.sql(
         `SELECT id FROM messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'deferred')
          ORDER BY next_attempt_at LIMIT ?`,
@@ -113,7 +114,7 @@ export class SpoolStore {
         .pluck()
         .all(now, limit) as number[];
       return ids.map((id) => this.claim(id, now)!);
-    })();
+    }));
   }
 
   /** Claims one message if it is waiting (queued or deferred); null when someone else has it. */
@@ -145,7 +146,7 @@ export class SpoolStore {
 
   /** Records one delivery round and moves the message to its next state. */
   async recordOutcome(id: number, outcome: DeliveryOutcome): Promise<void> {
-    const events = await this.commits.run(() => this.writeOutcome(id, outcome, Date.now()));
+    const events = await this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now()));
     for (const e of events) this.emit(e);
   }
 
@@ -158,7 +159,7 @@ export class SpoolStore {
       this.appendLog(id, now, r.event, r.upstream, r.recipients, r.reply, r.durationMs);
       // A deferral that a later upstream in the same round settled is an attempt, not a state change.
       const settledLater = r.event === 'deferred' && outcome.records.slice(i + 1).some((l) => l.recipients.some((x) => r.recipients.includes(x)));
-      if (!settledLater) events.push({ id, event: r.event, upstream: r.upstream, reply: r.reply, recipients: r.recipients, at: new Date(now) });
+      if (!settledLater) events.push({ id, event: r.event, upstream: r.upstream, reply: r.reply, recipients: r.recipients, at: new Date(now), durationMs: r.durationMs });
       last = r;
     });
     const counts = this.sql(`SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM recipients WHERE message_id = ?`)
