@@ -14,6 +14,8 @@ export interface MessageEvent {
   /** The recipients the change is about. */
   recipients: string[];
   at: Date;
+  /** How long the delivery attempt took, when the change is an attempt's outcome (metrics). */
+  durationMs?: number;
 }
 
 /** What an upstream did on one attempt; feeds its ok/error state in status. */
