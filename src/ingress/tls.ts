@@ -1,7 +1,6 @@
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SecureVersion } from 'node:tls';
-import { generate } from 'selfsigned';
 import type { Config } from '../config/schema.js';
 
 export interface TlsMaterial {
@@ -43,7 +42,7 @@ async function createSelfSigned(hostname: string, paths: ReturnType<typeof autoC
   const notBeforeDate = new Date();
   const notAfterDate = new Date(notBeforeDate);
   notAfterDate.setFullYear(notAfterDate.getFullYear() + CERT_YEARS);
-  const pems = await generate([{ name: 'commonName', value: hostname }], {
+  const pems = await (await import('selfsigned')).generate([{ name: 'commonName', value: hostname }], {
     keyType: 'rsa',
     keySize: 2048,
     algorithm: 'sha256',

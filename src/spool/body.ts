@@ -12,8 +12,12 @@ export const CHUNK_BYTES = 256 * 1024;
  */
 export class BodyWriter {
   size = 0;
+  /** A small body's pieces, as they came; most messages never need more. */
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
+  /** One chunk-sized buffer, reused for every chunk of a large body: no garbage per chunk. */
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
   private seq = 0;
   /** The `receiving` row once the body has spilled to body_chunks. */
   id: number | null = null;
@@ -22,9 +26,23 @@ export class BodyWriter {
 
   write(chunk: Buffer): void {
     this.size += chunk.length;
-    this.buffered.push(chunk);
-    this.bufferedBytes += chunk.length;
-    while (this.bufferedBytes >= CHUNK_BYTES) this.spill(CHUNK_BYTES);
+    if (!this.slab && this.bufferedBytes + chunk.length < CHUNK_BYTES) {
+      this.buffered.push(chunk);
+      this.bufferedBytes += chunk.length;
+      return;
+    }
+    if (!this.slab) {
+      this.slab = Buffer.allocUnsafe(CHUNK_BYTES);
+      for (const piece of this.buffered) this.slabUsed += piece.copy(this.slab, this.slabUsed);
+      this.buffered = [];
+      this.bufferedBytes = 0;
+    }
+    for (let offset = 0; offset < chunk.length; ) {
+      const copied = chunk.copy(this.slab, this.slabUsed, offset);
+      this.slabUsed += copied;
+      offset += copied;
+      if (this.slabUsed === CHUNK_BYTES) this.spill();
+    }
   }
 
   /** The whole body when it never left memory; null when it lives in body_chunks. */
@@ -38,15 +56,17 @@ export class BodyWriter {
 
   /** Writes what is still buffered (inside the caller's transaction). */
   flushRemainder(): void {
-    if (this.id !== null && this.bufferedBytes > 0) this.insertChunk(Buffer.concat(this.buffered));
-    this.buffered = [];
-    this.bufferedBytes = 0;
+    if (this.id !== null && this.slab && this.slabUsed > 0) this.insertChunk(this.slab.subarray(0, this.slabUsed));
+    this.slab = null;
+    this.slabUsed = 0;
   }
 
   /** Forgets the body: nothing of it stays in memory or on disk. */
   discard(): void {
     this.buffered = [];
     this.bufferedBytes = 0;
+    this.slab = null;
+    this.slabUsed = 0;
     if (this.id === null) return;
     const id = this.id;
     this.id = null;
@@ -58,12 +78,7 @@ export class BodyWriter {
     );
   }
 
-  private spill(bytes: number): void {
-    const all = Buffer.concat(this.buffered);
-    const chunk = all.subarray(0, bytes);
-    const rest = all.subarray(bytes);
-    this.buffered = rest.length > 0 ? [rest] : [];
-    this.bufferedBytes = rest.length;
+  private spill(): void {
     // Chunks are not fsynced one by one: the commit that answers 250 syncs the WAL they sit in.
     withoutSync(this.db, () => {
       if (this.id === null) {
@@ -73,8 +88,9 @@ export class BodyWriter {
           .run(now, now, now);
         this.id = Number(info.lastInsertRowid);
       }
-      this.insertChunk(Buffer.from(chunk));
+      this.insertChunk(this.slab!); // SQLite copies the bytes, so the slab is free again
     });
+    this.slabUsed = 0;
   }
 
   private insertChunk(data: Buffer): void {
