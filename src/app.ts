@@ -9,8 +9,12 @@ import { SpoolStore } from './spool/store.js';
 import { createUpstreams } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/types.js';
 import type { Feature, FeatureContext } from './feature.js';
+import { MqttAlerts } from './ingress/mqttAlerts.js';
+import { MqttStatus } from './status/mqtt.js';
+import { BrokerConnection } from './status/mqttClient.js';
 import { StatusTracker } from './status/tracker.js';
 import { VERSION } from './version.js';
+import { WebConsole, webFeature } from './web/server.js';
 
 const PRUNE_EVERY_MS = 6 * 3_600_000;
 
@@ -46,8 +50,19 @@ export class RelayApp {
     const spool = new SpoolStore(db, events);
     const recovered = spool.recoverInterrupted();
     if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
-    const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: config.delivery.concurrency, logger });
-    const scheduler = new DeliveryScheduler({ spool, upstreams, delivery: config.delivery, logger, events });
+    const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: config.delivery.concurrency, logger, dataDir: config.data_dir });
+    const scheduler = new DeliveryScheduler({
+      spool,
+      upstreams,
+      delivery: config.delivery,
+      logger,
+      events,
+      hostname: config.hostname,
+      rewrite: config.smtp.rewrite,
+      routes: config.routes,
+      dkim: config.dkim,
+      dataDir: config.data_dir,
+    });
     const ingress = new SmtpIngress({ config, spool, logger });
     const status = new StatusTracker({ events, db, upstreams: upstreams.map((u) => u.name), version: VERSION });
     const features = createFeatures({ config, logger, events, spool, status });
@@ -86,6 +101,11 @@ export class RelayApp {
     return this.smtpBound;
   }
 
+  /** Where the web console and API listen (port 0 in tests becomes a real port); undefined when http is off. */
+  get httpAddress(): ListenAddress | undefined {
+    return this.parts.features.find((f): f is WebConsole => f instanceof WebConsole)?.address;
+  }
+
   /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -120,6 +140,17 @@ export class RelayApp {
 /** The optional parts, each present when its section is configured. */
 function createFeatures(context: FeatureContext): Feature[] {
   const features: Feature[] = [];
+  if (context.config.mqtt) features.push(...mqttFeatures(context));
+  features.push(...webFeature(context));
   void context;
   return features;
+}
+
+/**
+ * One broker connection shared by status out and alerts in (one client id, one will). The
+ * connection comes first so that it stops last: alerts finish what they took, then `offline`.
+ */
+function mqttFeatures(context: FeatureContext): Feature[] {
+  const broker = new BrokerConnection(context.config.mqtt!, { hostname: context.config.hostname, logger: context.logger });
+  return [broker, new MqttStatus(broker, context), new MqttAlerts(broker, context)];
 }

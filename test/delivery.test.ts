@@ -18,7 +18,10 @@ describe('delivery through a real SMTP upstream', () => {
   it('accepts, spools and delivers the bytes it received', async () => {
     const up = await upstream();
     const { app, port } = await startRelay(relayConfig(tempDir(), { upstreams: [smtpUpstream('primary', up.port)] }));
-    const raw = 'From: scanner@example.com\r\nTo: office@example.com\r\nSubject: Scan 0001\r\n\r\nPDF attached\r\n';
+    // Well-formed (Message-ID, Date, one From), so the fix-ups leave it byte for byte.
+    const raw =
+      'From: scanner@example.com\r\nTo: office@example.com\r\nSubject: Scan 0001\r\nDate: Fri, 05 Jan 2024 09:30:00 +0000\r\n' +
+      'Message-ID: <scan-0001@example.com>\r\n\r\nPDF attached\r\n';
     const { response } = await sendMail(port, { to: ['office@example.com'], raw });
     expect(response).toMatch(/^250 .*queued as (\d+)/);
     const id = Number(/queued as (\d+)/.exec(response)![1]);
@@ -125,7 +128,7 @@ describe('delivery through a real SMTP upstream', () => {
     const up = await upstream({ keepRaw: false });
     const { app, port } = await startRelay(relayConfig(tempDir(), { upstreams: [smtpUpstream('primary', up.port)] }));
     const base64 = randomBytes(22 * 1024 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n');
-    const raw = Buffer.from(`From: scanner@example.com\r\nTo: a@example.com\r\nSubject: big scan\r\nMIME-Version: 1.0\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64}\r\n`);
+    const raw = Buffer.from(`From: scanner@example.com\r\nTo: a@example.com\r\nSubject: big scan\r\nDate: Fri, 05 Jan 2024 09:30:00 +0000\r\nMessage-ID: <big@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64}\r\n`);
     expect(raw.length).toBeGreaterThan(30_000_000);
     await sendMail(port, { to: ['a@example.com'], raw });
     await up.waitForMessages(1, 60_000);

@@ -40,7 +40,7 @@ export function registerSendTest(program: Command): void {
       const hostname = config.hostname || osHostname();
       const from = flags.from ?? `relaybox@${hostname}`;
       const store = new SpoolStore(db);
-      const upstreams = createUpstreams(config.upstreams, { hostname, concurrency: 1, logger: pino({ level: 'silent' }) });
+      const upstreams = createUpstreams(config.upstreams, { hostname, concurrency: 1, logger: pino({ level: 'silent' }), dataDir: config.data_dir });
       try {
         const body = store.receive();
         body.write(await testMessage({ from, to: flags.to, hostname, upstream: flags.upstream }));
@@ -48,7 +48,17 @@ export function registerSendTest(program: Command): void {
         process.stdout.write(`message ${id} spooled; delivering…\n`);
         const claimed = store.claim(id);
         if (claimed) {
-          const scheduler = new DeliveryScheduler({ spool: store, upstreams, delivery: config.delivery, logger: pino({ level: 'silent' }) });
+          const scheduler = new DeliveryScheduler({
+            spool: store,
+            upstreams,
+            delivery: config.delivery,
+            logger: pino({ level: 'silent' }),
+            hostname,
+            rewrite: config.smtp.rewrite,
+            routes: config.routes,
+            dkim: config.dkim,
+            dataDir: config.data_dir,
+          });
           await scheduler.deliverClaimed(claimed);
         } else {
           await waitWhileDelivering(db, id); // the running service took it first

@@ -37,7 +37,7 @@ export function registerServiceCommands(program: Command): void {
     .option('--config <file>', 'configuration file')
     .action(async (flags: ConfigFlag) => {
       const config = loadConfig(flags);
-      const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: 1, logger: pino({ level: 'silent' }) });
+      const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: 1, logger: pino({ level: 'silent' }), dataDir: config.data_dir });
       const out = [
         `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,
         `smtp: listening on ${config.smtp.listen.map(formatHostPort).join(', ')}, tls ${config.smtp.tls.mode}, auth ${config.smtp.auth.required ? 'required' : config.smtp.auth.users.length ? 'optional' : 'off'}, allowed ${config.smtp.allow_networks.join(' ')}`,

@@ -1,21 +1,12 @@
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
-import { parseCidr, parseHostPort, type ListenAddress } from './net.js';
+import { duration, hostPort } from './fields.js';
+import { http } from './http.js';
+import { mqtt } from './mqtt.js';
+import { parseCidr } from './net.js';
 import { upstream } from './upstreams.js';
-
-/** `10m` → 600000 (ms); the error names what was written. */
-const duration = z.string().transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined) ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 10m, 48h or 7d, got "${text}"` });
-  return ms ?? 0;
-});
-
-const hostPort = z.string().transform((text, ctx): ListenAddress => {
-  const parsed = parseHostPort(text);
-  if (!parsed) ctx.addIssue({ code: 'custom', message: `expected host:port, got "${text}"` });
-  return parsed ?? { host: '', port: 0 };
-});
+import { checkRouteUpstreams, routesSection } from './routes.js';
+import { dkimSection } from './dkim.js';
 
 const cidr = z.string().refine((text) => parseCidr(text) !== undefined, {
   error: (issue) => `expected an address or network like 192.168.0.0/16, got "${String(issue.input)}"`,
@@ -51,8 +42,22 @@ const smtp = z.strictObject({
     })
     .prefault({}),
   allow_recipient_domains: z.array(domain).default([]),
+  // The senders relaybox puts on outgoing mail instead of the device's (SPF/DMARC alignment). Checked
+  // here so that a typo fails at load, not as a 553 from the upstream; no CR/LF can reach a header.
   rewrite: z
-    .strictObject({ envelope_from: z.string().default(''), header_from: z.string().default('') })
+    .strictObject({
+      envelope_from: z
+        .string()
+        .regex(/^$|^[^\s<>@]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, 'expected an address like scanner@example.com')
+        .default(''),
+      header_from: z
+        .string()
+        .regex(
+          /^$|^[^\s<>@]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$|^[^\r\n<>]*<[^\s<>@]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+>$/,
+          'expected an address like scanner@example.com or "Scanner <scanner@example.com>"',
+        )
+        .default(''),
+    })
     .prefault({}),
 });
 
@@ -78,11 +83,11 @@ export const configSchema = z
     data_dir: z.string().min(1).default('/var/lib/relaybox'),
     smtp: smtp.prefault({}),
     upstreams: z.array(upstream).min(1, 'at least one upstream is needed'),
-    routes: z.unknown().optional(),
+    routes: routesSection.optional(),
     delivery: delivery.prefault({}),
-    dkim: z.unknown().optional(),
-    mqtt: z.unknown().optional(),
-    http: z.unknown().optional(),
+    dkim: dkimSection.optional(),
+    mqtt: mqtt.optional(),
+    http: http.prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).prefault({}),
   })
   .superRefine((config, ctx) => {
@@ -91,6 +96,7 @@ export const configSchema = z
       if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` });
       seen.add(u.name);
     });
+    checkRouteUpstreams(config, ctx);
     if (config.smtp.auth.required && config.smtp.auth.users.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['smtp', 'auth', 'users'], message: 'auth is required but no users are listed' });
     }

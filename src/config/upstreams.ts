@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { secret } from './secret.js';
 
@@ -13,18 +14,77 @@ const hostOverrides = {
   tls: tlsOptions.prefault({}),
 };
 
+/** A token endpoint receives secrets: https only, except on loopback (a test double, a local proxy). */
+const endpointUrl = z.url({ protocol: /^https?$/ }).refine((text) => {
+  const url = new URL(text);
+  return url.protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+}, 'expected an https:// URL (plain http only on 127.0.0.1 or localhost)');
+
+/** Every OAuth type may point at a regional endpoint, a proxy or a test double. */
+const oauthOverrides = { ...hostOverrides, token_url: endpointUrl.optional(), auth_url: endpointUrl.optional() };
+
 const smtpAuth = z.strictObject({ user: z.string().min(1), pass: secret });
 
 const name = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "-", "_" or "." only');
+const mailbox = z.string().regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'expected the mailbox address to send as, e.g. scanner@example.com');
 
-export const smtpUpstream = z.strictObject({
-  name,
-  type: z.literal('smtp'),
-  ...hostOverrides,
-  host: z.string().min(1),
-  security: z.enum(['starttls', 'tls', 'none']).default('starttls'),
-  auth: smtpAuth.optional(),
-});
+/**
+ * Relay providers that are plain SMTP with known names (REFERENCE.md): all take 587 with STARTTLS.
+ * Amazon SES has one endpoint per region and its SMTP credentials are derived per region, so it
+ * needs `region` (or an explicit `host`).
+ */
+export const PROVIDER_HOSTS = {
+  sendgrid: 'smtp.sendgrid.net',
+  mailgun: 'smtp.mailgun.org',
+  'mailgun-eu': 'smtp.eu.mailgun.org',
+  ses: (region: string) => `email-smtp.${region}.amazonaws.com`,
+  postmark: 'smtp.postmarkapp.com',
+  brevo: 'smtp-relay.brevo.com',
+} as const;
+export type Provider = keyof typeof PROVIDER_HOSTS;
+
+/** What each provider wants as SMTP credentials — the usual first mistake with each of them. */
+const PROVIDER_AUTH: Record<Provider, string> = {
+  sendgrid: 'user "apikey", pass = an API key',
+  mailgun: "the domain's SMTP credentials (Sending > Domain settings > SMTP credentials)",
+  'mailgun-eu': "the domain's SMTP credentials (Sending > Domain settings > SMTP credentials)",
+  ses: 'SMTP credentials made for that region (not IAM access keys)',
+  postmark: 'the server API token as both user and pass',
+  brevo: 'your login and an SMTP key (not the API key)',
+};
+const providers = Object.keys(PROVIDER_HOSTS) as [Provider, ...Provider[]];
+
+export const smtpUpstream = z
+  .strictObject({
+    name,
+    type: z.literal('smtp'),
+    ...hostOverrides,
+    provider: z.enum(providers, { error: `expected one of ${providers.join(', ')}` }).optional(),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region like eu-west-1').optional(),
+    security: z.enum(['starttls', 'tls', 'none']).optional(),
+    auth: smtpAuth.optional(),
+  })
+  .superRefine((u, ctx) => {
+    if (!u.host && !u.provider) ctx.addIssue({ code: 'custom', path: ['host'], message: 'is required' });
+    if (u.provider === 'ses' && !u.host && !u.region) {
+      ctx.addIssue({ code: 'custom', path: ['region'], message: 'Amazon SES needs the region its SMTP credentials belong to, e.g. region: eu-west-1 (or a host)' });
+    }
+    if (u.provider && !u.auth) ctx.addIssue({ code: 'custom', path: ['auth'], message: `${u.provider} needs auth: ${PROVIDER_AUTH[u.provider]}` });
+    if (u.region && u.provider !== 'ses') ctx.addIssue({ code: 'custom', path: ['region'], message: 'only used with provider: ses' });
+    if (u.provider && u.security === 'none') {
+      ctx.addIssue({ code: 'custom', path: ['security'], message: `${u.provider} requires TLS: use starttls (or tls)` });
+    }
+    if (u.provider === 'postmark' && u.security === 'tls' && !u.port) {
+      ctx.addIssue({ code: 'custom', path: ['security'], message: 'Postmark offers no implicit TLS on 465: use starttls' });
+    }
+  })
+  .transform(({ region, ...u }) => {
+    const preset = u.provider ? PROVIDER_HOSTS[u.provider] : undefined;
+    const presetHost = typeof preset === 'function' ? preset(region ?? '') : preset;
+    // Every provider takes 587 with STARTTLS; implicit TLS keeps the adapter's 465.
+    const port = u.port ?? (u.provider && u.security !== 'tls' ? 587 : undefined);
+    return { ...u, host: u.host ?? presetHost ?? '', security: u.security ?? ('starttls' as const), ...(port !== undefined ? { port } : {}) };
+  });
 
 /** Google Workspace SMTP relay: smtp-relay.gmail.com:587, STARTTLS required, IP-allowlist auth. */
 export const gmailRelayUpstream = z.strictObject({
@@ -34,18 +94,116 @@ export const gmailRelayUpstream = z.strictObject({
   auth: smtpAuth.optional(),
 });
 
+/** The JSON key Google gives for a service account; checked here so a bad file is a config error. */
+const serviceAccountKey = secret.transform((text, ctx) => {
+  let key: { client_email?: unknown; private_key?: unknown; token_uri?: unknown } = {};
+  try {
+    key = JSON.parse(text) as typeof key;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'not a JSON service account key (Google Cloud console > IAM > Service accounts > Keys > JSON)' });
+    return { client_email: '', private_key: '' };
+  }
+  if (typeof key.client_email !== 'string' || typeof key.private_key !== 'string') {
+    ctx.addIssue({ code: 'custom', message: 'the service account key has no client_email or private_key' });
+    return { client_email: '', private_key: '' };
+  }
+  try {
+    createPrivateKey(key.private_key);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'the service account key has a private_key that is not a PEM private key' });
+  }
+  return { client_email: key.client_email, private_key: key.private_key, ...(typeof key.token_uri === 'string' ? { token_uri: key.token_uri } : {}) };
+});
+
+export const gmailOauth2Upstream = z
+  .strictObject({
+    name,
+    type: z.literal('gmail-oauth2'),
+    ...oauthOverrides,
+    user: mailbox,
+    client_id: z.string().min(1).optional(),
+    client_secret: secret.optional(),
+    refresh_token: secret.optional(),
+    service_account_key: serviceAccountKey.optional(),
+  })
+  .superRefine((u, ctx) => {
+    if (u.service_account_key) {
+      for (const key of ['client_id', 'client_secret', 'refresh_token'] as const) {
+        if (u[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'not used with service_account_key: choose the service account or an OAuth client' });
+      }
+      return;
+    }
+    if (!u.client_id) ctx.addIssue({ code: 'custom', path: ['client_id'], message: 'is required (the Desktop-type OAuth client), or service_account_key for a Workspace service account' });
+    if (u.client_secret === undefined) ctx.addIssue({ code: 'custom', path: ['client_secret'], message: "is required: Google's token endpoint wants the Desktop client's secret too" });
+  });
+
+const MS_COMMON_TENANTS = new Set(['common', 'organizations', 'consumers']);
+
+/**
+ * Microsoft 365: app-only (client credentials) when a client_secret is given and no refresh token;
+ * delegated (a person's refresh token, `relaybox oauth microsoft`) otherwise. `grant` overrides that
+ * guess, e.g. for a delegated confidential client that has a secret.
+ */
+export const microsoft365Oauth2Upstream = z
+  .strictObject({
+    name,
+    type: z.literal('microsoft365-oauth2'),
+    ...oauthOverrides,
+    user: mailbox,
+    tenant_id: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected the directory (tenant) ID or a domain like contoso.onmicrosoft.com').optional(),
+    client_id: z.string().min(1),
+    client_secret: secret.optional(),
+    refresh_token: secret.optional(),
+    grant: z.enum(['client_credentials', 'refresh_token']).optional(),
+  })
+  .transform((u) => ({ ...u, grant: u.grant ?? (u.client_secret !== undefined && u.refresh_token === undefined ? 'client_credentials' : 'refresh_token') }))
+  .superRefine((u, ctx) => {
+    if (u.grant !== 'client_credentials') return;
+    if (u.client_secret === undefined) ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'is required for app-only access (client credentials)' });
+    if (u.refresh_token !== undefined) ctx.addIssue({ code: 'custom', path: ['refresh_token'], message: 'not used with grant: client_credentials' });
+    if (!u.tenant_id || MS_COMMON_TENANTS.has(u.tenant_id.toLowerCase())) {
+      ctx.addIssue({ code: 'custom', path: ['tenant_id'], message: 'app-only access needs your directory (tenant) ID, not common/organizations' });
+    }
+  });
+
+/** Google app passwords are shown as four groups of four letters; spaces are presentation only. */
+const appPassword = secret.transform((text, ctx) => {
+  const stripped = text.replace(/\s+/g, '');
+  if (!/^[a-zA-Z]{16}$/.test(stripped)) {
+    // The length and nothing else: the value is a secret and must not reach an error message.
+    ctx.addIssue({ code: 'custom', message: `expected the 16-letter app password Google shows (spaces are fine), got ${stripped.length} characters${/[^a-zA-Z]/.test(stripped) ? ' with non-letters' : ''}` });
+  }
+  return stripped;
+});
+
+export const gmailAppPasswordUpstream = z.strictObject({
+  name,
+  type: z.literal('gmail-app-password'),
+  ...hostOverrides,
+  user: mailbox,
+  password: appPassword,
+});
+
 export const fileUpstream = z.strictObject({
   name,
   type: z.literal('file'),
   dir: z.string().min(1),
 });
 
-export const upstream = z.discriminatedUnion('type', [smtpUpstream, gmailRelayUpstream, fileUpstream], {
-  error: (issue) =>
-    issue.code === 'invalid_union' ? 'type must be one of smtp, gmail-relay, file' : undefined,
-});
+const TYPES = ['smtp', 'gmail-relay', 'gmail-oauth2', 'microsoft365-oauth2', 'gmail-app-password', 'file'];
+
+export const upstream = z.discriminatedUnion(
+  'type',
+  [smtpUpstream, gmailRelayUpstream, gmailOauth2Upstream, microsoft365Oauth2Upstream, gmailAppPasswordUpstream, fileUpstream],
+  { error: (issue) => (issue.code === 'invalid_union' ? `type must be one of ${TYPES.join(', ')}` : undefined) },
+);
 
 export type UpstreamConfig = z.output<typeof upstream>;
 export type SmtpUpstreamConfig = z.output<typeof smtpUpstream>;
 export type GmailRelayUpstreamConfig = z.output<typeof gmailRelayUpstream>;
+export type GmailOauth2UpstreamConfig = z.output<typeof gmailOauth2Upstream>;
+export type Microsoft365Oauth2UpstreamConfig = z.output<typeof microsoft365Oauth2Upstream>;
+export type GmailAppPasswordUpstreamConfig = z.output<typeof gmailAppPasswordUpstream>;
 export type FileUpstreamConfig = z.output<typeof fileUpstream>;
+/** The upstream types that deliver with XOAUTH2 and so own token files in data_dir/oauth. */
+export type OAuthUpstreamConfig = GmailOauth2UpstreamConfig | Microsoft365Oauth2UpstreamConfig;

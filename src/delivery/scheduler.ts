@@ -1,11 +1,14 @@
+import { hostname as osHostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import type { RelayEvents } from '../events.js';
-import type { ClaimedMessage, SpoolStore } from '../spool/store.js';
+import type { AttemptRecord, ClaimedMessage, SpoolStore } from '../spool/store.js';
 import type { Upstream } from '../upstreams/types.js';
 import { deliverRound } from './attempt.js';
+import { OutgoingMessages } from './outgoing.js';
 import { retryDelay } from './retry.js';
+import { Router } from './routes.js';
 
 export interface SchedulerOptions {
   spool: SpoolStore;
@@ -13,6 +16,16 @@ export interface SchedulerOptions {
   delivery: Config['delivery'];
   logger: Logger;
   events?: RelayEvents;
+  /** The EHLO name, also the domain of Message-IDs the fix-ups add; default: the OS hostname. */
+  hostname?: string;
+  /** `smtp.rewrite`: the senders put on outgoing mail; default: the device's. */
+  rewrite?: Config['smtp']['rewrite'];
+  /** `routes`: which upstreams a message takes; default: every upstream, in order. */
+  routes?: Config['routes'];
+  /** `dkim`: sign outgoing mail, after the fix-ups. */
+  dkim?: Config['dkim'];
+  /** `data_dir`; DKIM keeps big messages in `<data_dir>/tmp` while signing. Needed with `dkim`. */
+  dataDir?: string;
 }
 
 /**
@@ -26,8 +39,19 @@ export class DeliveryScheduler {
   private timer: NodeJS.Timeout | undefined;
   private wakeQueued = false;
   private running = false;
+  private readonly outgoing: OutgoingMessages;
+  private readonly router: Router;
 
-  constructor(private readonly options: SchedulerOptions) {}
+  constructor(private readonly options: SchedulerOptions) {
+    this.outgoing = new OutgoingMessages({
+      hostname: options.hostname ?? osHostname(),
+      rewrite: options.rewrite ?? { envelope_from: '', header_from: '' },
+      dkim: options.dkim,
+      dataDir: options.dataDir ?? '.',
+      logger: options.logger,
+    });
+    this.router = new Router(options.routes ?? [], options.upstreams);
+  }
 
   start(): void {
     this.running = true;
@@ -84,12 +108,16 @@ export class DeliveryScheduler {
 
   private async deliver(message: ClaimedMessage): Promise<void> {
     const { spool, delivery, logger, events } = this.options;
-    const upstreams = this.upstreamsFor(message);
-    const round = await deliverRound(message, upstreams, () => spool.body(message.id), { events, logger });
-    const records = round.records;
-    if (round.pending.length > 0) {
+    const body = this.outgoing.body(message, () => spool.body(message.id));
+    const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message) };
+    const records: AttemptRecord[] = [];
+    // One round per route group, one after the other: each group is its own transaction upstream.
+    for (const group of this.routeGroups(message)) {
+      const round = await deliverRound({ ...envelope, recipients: group.recipients }, group.upstreams, body, { events, logger });
+      records.push(...round.records);
+      if (round.pending.length === 0) continue;
       const givingUp = Date.now() - message.queuedAt >= delivery.retry.give_up_after;
-      if (givingUp || !records.some((r) => r.event === 'deferred')) {
+      if (givingUp || !round.records.some((r) => r.event === 'deferred')) {
         records.push({
           event: givingUp ? 'failed' : 'deferred',
           upstream: round.lastUpstream,
@@ -108,10 +136,11 @@ export class DeliveryScheduler {
     }
   }
 
-  private upstreamsFor(message: ClaimedMessage): Upstream[] {
+  /** `send-test --upstream` pins one upstream; otherwise the routes decide, per recipient. */
+  private routeGroups(message: ClaimedMessage): { upstreams: Upstream[]; recipients: string[] }[] {
     const { upstreams } = this.options;
-    if (message.onlyUpstream) return upstreams.filter((u) => u.name === message.onlyUpstream);
-    return upstreams;
+    if (message.onlyUpstream) return [{ upstreams: upstreams.filter((u) => u.name === message.onlyUpstream), recipients: message.recipients }];
+    return this.router.plan(message.mailFrom, message.recipients);
   }
 }
 

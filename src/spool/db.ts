@@ -59,6 +59,28 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX log_message ON log (message_id);
   `,
+  `
+  -- MQTT alerts held back by a rule's min_interval (storm guard), kept until their digest mail is
+  -- spooled, so that a crash loses none. One window per rule and topic: alerts before hold_until wait.
+  CREATE TABLE alert_windows (
+    rule        TEXT    NOT NULL,              -- the rule's identity: its topic filter and recipients
+    topic       TEXT    NOT NULL,
+    hold_until  INTEGER NOT NULL,              -- ms since the epoch
+    interval_ms INTEGER NOT NULL,
+    mail_from   TEXT    NOT NULL,              -- the digest goes where the rule sent, even if it is gone since
+    recipients  TEXT    NOT NULL,              -- newline-separated
+    PRIMARY KEY (rule, topic)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE alert_held (
+    id      INTEGER PRIMARY KEY,
+    rule    TEXT    NOT NULL,
+    topic   TEXT    NOT NULL,
+    at      INTEGER NOT NULL,
+    payload BLOB    NOT NULL
+  );
+  CREATE INDEX alert_held_window ON alert_held (rule, topic);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -76,13 +76,25 @@ function toLogEntry(r: Row): LogEntry {
   };
 }
 
-/** Newest first; `before` is an id, for paging through thousands. */
-export function listMessages(db: SpoolDb, query: { status?: string; limit?: number; before?: number } = {}): MessageSummary[] {
+/**
+ * Newest first; `before` is an id, for paging through thousands (keyset: each page walks the
+ * primary key from there, never an OFFSET). `text` matches sender, subject or a recipient,
+ * case-insensitively for ASCII, as a plain substring (no wildcards).
+ */
+export function listMessages(db: SpoolDb, query: { status?: string; limit?: number; before?: number; text?: string } = {}): MessageSummary[] {
   const where = [`m.state != 'receiving'`];
   const args: unknown[] = [];
   if (query.status) {
     where.push('m.state = ?');
     args.push(query.status);
+  }
+  if (query.text) {
+    const like = `%${query.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    where.push(
+      `(m.mail_from LIKE ? ESCAPE '\\' OR m.subject LIKE ? ESCAPE '\\'
+        OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.rcpt LIKE ? ESCAPE '\\'))`,
+    );
+    args.push(like, like, like);
   }
   if (query.before !== undefined) {
     where.push('m.id < ?');

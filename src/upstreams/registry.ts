@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/upstreams.js';
 import { FileUpstream } from './file.js';
+import { createGmailAppPasswordUpstream } from './gmailAppPassword.js';
 import { createGmailRelayUpstream } from './gmailRelay.js';
+import { createGmailOauth2Upstream, createMicrosoft365Upstream } from './oauthPresets.js';
 import { createSmtpUpstream } from './smtp.js';
 import type { Upstream } from './types.js';
 
@@ -11,6 +13,8 @@ export interface UpstreamContext {
   /** Delivery concurrency: the most connections one upstream may hold open. */
   concurrency: number;
   logger: Logger;
+  /** data_dir: OAuth upstreams keep their refresh and access tokens in `<data_dir>/oauth`. */
+  dataDir?: string;
 }
 
 export function createUpstream(config: UpstreamConfig, context: UpstreamContext): Upstream {
@@ -19,6 +23,12 @@ export function createUpstream(config: UpstreamConfig, context: UpstreamContext)
       return createSmtpUpstream(config, context);
     case 'gmail-relay':
       return createGmailRelayUpstream(config, context);
+    case 'gmail-oauth2':
+      return createGmailOauth2Upstream(config, context);
+    case 'microsoft365-oauth2':
+      return createMicrosoft365Upstream(config, context);
+    case 'gmail-app-password':
+      return createGmailAppPasswordUpstream(config, context);
     case 'file':
       return new FileUpstream(config, context);
   }

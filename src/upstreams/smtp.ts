@@ -9,15 +9,28 @@ import type { SmtpUpstreamConfig } from '../config/upstreams.js';
 import type { UpstreamContext } from './registry.js';
 import { UpstreamError, type Envelope, type RejectedRecipient, type SendPhase, type SendResult, type Upstream } from './types.js';
 
+/** nodemailer's OAuth2 `provisionCallback`: hands over a token, or an error, for `user`. */
+export type ProvisionToken = (user: string, renew: boolean, callback: (err: Error | null, accessToken?: string, expires?: number) => void) => void;
+
 /** What the SMTP adapter needs; `smtp` configs are this as they are, presets (gmail-relay) build one. */
-export type SmtpTarget = Omit<SmtpUpstreamConfig, 'type'> & { type: string };
+export type SmtpTarget = Omit<SmtpUpstreamConfig, 'type'> & {
+  type: string;
+  /** Log in with XOAUTH2 as `user`; nodemailer asks `provision` for a token (renew=true after a refusal). */
+  xoauth2?: { user: string; provision: ProvisionToken };
+};
+
+/**
+ * An error raised inside nodemailer by one of our own callbacks (the OAuth token provider) carries
+ * the verdict it wants reported here; nodemailer would otherwise flatten it to a bare EAUTH.
+ */
+export const UPSTREAM_VERDICT = Symbol('relaybox.upstreamVerdict');
 
 const DEFAULT_PORTS = { tls: 465, starttls: 587, none: 25 } as const;
 
 /** `smtp-relay.gmail.com:587 starttls, no auth, verify certificates` — never a secret. */
 export function describeSmtp(target: SmtpTarget): string {
   const port = target.port ?? DEFAULT_PORTS[target.security];
-  const auth = target.auth ? `auth as ${target.auth.user}` : 'no auth';
+  const auth = target.xoauth2 ? `XOAUTH2 as ${target.xoauth2.user}` : target.auth ? `auth as ${target.auth.user}` : 'no auth';
   let tls: string;
   if (target.security === 'none') tls = 'no TLS';
   else if (!target.tls.verify) tls = 'certificates NOT verified';
@@ -51,7 +64,7 @@ export function poolOptions(target: SmtpTarget, context: UpstreamContext): SMTPP
     tls,
     // Google's relay answers `421 4.7.0` to a dotless EHLO; nodemailer would fall back to [127.0.0.1].
     name: context.hostname,
-    ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
+    ...authOptions(target),
     maxConnections: Math.max(1, context.concurrency),
     // One login per connection, not per message (`454 4.7.0 Too many login attempts`).
     maxMessages: Infinity,
@@ -65,6 +78,13 @@ export function poolOptions(target: SmtpTarget, context: UpstreamContext): SMTPP
     debug: false,
     transactionLog: false,
   };
+}
+
+function authOptions(target: SmtpTarget): Pick<SMTPPoolOptions, 'auth'> {
+  // One token provider for the whole pool: every new connection asks it, so a refreshed token is
+  // shared instead of each connection refreshing on its own.
+  if (target.xoauth2) return { auth: { type: 'OAuth2', user: target.xoauth2.user, provisionCallback: target.xoauth2.provision } };
+  return target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {};
 }
 
 /**
@@ -211,6 +231,8 @@ export function phaseOf(e: NodemailerError): SendPhase {
 /** Keeps the upstream's words (`421 4.7.0 Try again later`) or, without a reply, the socket error. */
 export function toUpstreamError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
+  const verdict = (err as { [UPSTREAM_VERDICT]?: unknown } | null)?.[UPSTREAM_VERDICT];
+  if (verdict instanceof UpstreamError) return verdict;
   if (!(err instanceof Error)) return new UpstreamError(String(err), null, 'io');
   const e = err as NodemailerError;
   const reply = e.response?.trim() || e.message;

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import nodemailer from 'nodemailer';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { afterEach } from 'vitest';
+import { onTestFinished } from 'vitest';
 import { RelayApp } from '../../src/app.js';
 import { validateConfig } from '../../src/config/load.js';
 
@@ -17,6 +17,7 @@ export function relayConfig(dataDir: string, overrides: Record<string, unknown> 
     hostname: 'relaybox.test.example',
     data_dir: dataDir,
     smtp: { listen: ['127.0.0.1:0'], tls: { mode: 'none' } },
+    http: { listen: '127.0.0.1:0' },
     upstreams: [{ name: 'outbox', type: 'file', dir: join(dataDir, 'outbox') }],
     delivery: { retry: { first: '200ms', max: '1s', give_up_after: '1h' }, shutdown_grace: '2s' },
     log: { level: 'warn' },
@@ -30,7 +31,7 @@ export function relayConfig(dataDir: string, overrides: Record<string, unknown> 
 /** relaybox in this process: quick, and its spool and events can be looked at directly. */
 export async function startRelay(raw: Record<string, unknown>): Promise<{ app: RelayApp; port: number }> {
   const app = await RelayApp.start(validateConfig(raw), pino({ level: 'silent' }));
-  afterEach(() => app.stop());
+  onTestFinished(() => app.stop());
   return { app, port: app.smtpAddresses[0]!.port };
 }
 
@@ -49,7 +50,7 @@ export async function spawnRelay(raw: Record<string, unknown>, dir: string): Pro
   const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  afterEach(() => {
+  onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   const port = await new Promise<number>((resolve, reject) => {

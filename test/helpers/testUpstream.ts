@@ -28,6 +28,10 @@ export interface TestUpstreamOptions {
   requireTls?: boolean;
   /** Require AUTH PLAIN/LOGIN with these credentials. */
   auth?: { user: string; pass: string };
+  /** Offer AUTH XOAUTH2 and accept a login when this says the bearer token is good for the user. */
+  xoauth2?: (user: string, token: string) => boolean;
+  /** A bad token: `google` answers `334 <base64 JSON>`, then 535; `microsoft` answers `535 5.7.3` at once. */
+  xoauth2Style?: 'google' | 'microsoft';
   /** SIZE limit; bigger messages get `552 5.3.4`. */
   size?: number;
   /** Default true. False keeps only sha256 and size (for very large or many messages). */
@@ -81,6 +85,8 @@ export class TestUpstream {
   connections = 0;
   /** Successful AUTH commands. */
   logins = 0;
+  /** XOAUTH2 logins refused (bad or expired bearer token). */
+  tokenRefusals = 0;
   port = 0;
   /** PEM of the STARTTLS certificate (with `tls: true`); pin it through `tls.ca`. */
   cert: string | undefined;
@@ -187,11 +193,11 @@ export class TestUpstream {
   }
 
   private async listen(port: number): Promise<void> {
-    const { tls, requireTls, auth, size } = this.options;
+    const { tls, requireTls, auth, size, xoauth2 } = this.options;
     const keepRaw = this.options.keepRaw ?? true;
     const disabled: string[] = [];
     if (!tls) disabled.push('STARTTLS');
-    if (!auth) disabled.push('AUTH');
+    if (!auth && !xoauth2) disabled.push('AUTH');
     const mustStartTls = (session: SMTPServerSession): Error | null =>
       requireTls && !session.secure ? smtpError(530, '5.7.0 Must issue a STARTTLS command first') : null;
 
@@ -201,7 +207,8 @@ export class TestUpstream {
       hideENHANCEDSTATUSCODES: true,
       disabledCommands: disabled,
       hideSTARTTLS: !tls,
-      authOptional: !auth,
+      authOptional: !auth && !xoauth2,
+      authMethods: [...(auth ? ['LOGIN', 'PLAIN'] : []), ...(xoauth2 ? ['XOAUTH2'] : [])],
       allowInsecureAuth: !requireTls,
       ...(this.cert && this.key ? { cert: this.cert, key: this.key } : {}),
       ...(size ? { size } : {}),
@@ -213,6 +220,15 @@ export class TestUpstream {
       onAuth: (login, session, callback) => {
         const refused = mustStartTls(session);
         if (refused) return callback(refused);
+        if (login.method === 'XOAUTH2') {
+          if (xoauth2?.(login.username ?? '', login.accessToken ?? '')) {
+            this.logins += 1;
+            return callback(null, { user: login.username });
+          }
+          this.tokenRefusals += 1;
+          if (this.options.xoauth2Style === 'microsoft') return callback(smtpError(535, '5.7.3 Authentication unsuccessful'));
+          return callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } });
+        }
         if (!auth || login.username !== auth.user || login.password !== auth.pass) {
           return callback(smtpError(535, '5.7.8 Username and Password not accepted'));
         }

@@ -1,0 +1,105 @@
+/**
+ * Home Assistant MQTT discovery: the retained configs under
+ * `<discovery_prefix>/<component>/<node_id>/<object_id>/config` that make one device,
+ * "relaybox <node_id>", with sensors read from the `<p>/status` JSON. Pure: builds, never publishes.
+ */
+
+export interface DiscoveryInput {
+  discoveryPrefix: string;
+  nodeId: string;
+  /** `<topic_prefix>/<node_id>`: state from `<base>/status`, availability from `<base>/availability`. */
+  base: string;
+  version: string;
+  upstreams: string[];
+}
+
+export interface DiscoveryMessage {
+  topic: string;
+  /** JSON; retained. */
+  payload: string;
+}
+
+interface SensorSpec {
+  object: string;
+  name: string;
+  template: string;
+  extra?: Record<string, unknown>;
+}
+
+/** HA keeps at most 255 characters of a state; an upstream's reply can be longer. */
+const LAST_ERROR_TEMPLATE =
+  "{% set failing = value_json.upstreams.values() | selectattr('last_error_at') | sort(attribute='last_error_at') | list %}" +
+  "{{ ((failing | last).last_error or '')[:250] if failing else '' }}";
+
+const SENSORS: SensorSpec[] = [
+  { object: 'state', name: 'State', template: '{{ value_json.state }}', extra: { device_class: 'enum', options: ['ok', 'degraded', 'down'] } },
+  { object: 'queued', name: 'Queued', template: '{{ value_json.queue.queued }}', extra: { state_class: 'measurement', icon: 'mdi:email-fast-outline' } },
+  { object: 'deferred', name: 'Deferred', template: '{{ value_json.queue.deferred }}', extra: { state_class: 'measurement', icon: 'mdi:email-alert-outline' } },
+  { object: 'failed', name: 'Failed', template: '{{ value_json.queue.failed }}', extra: { state_class: 'measurement', icon: 'mdi:email-remove-outline' } },
+  {
+    object: 'oldest_age',
+    name: 'Oldest message age',
+    template: '{{ value_json.queue.oldest_age_s }}',
+    extra: { device_class: 'duration', unit_of_measurement: 's', state_class: 'measurement' },
+  },
+  { object: 'delivered_total', name: 'Delivered', template: '{{ value_json.delivered_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-check-outline' } },
+  { object: 'failed_total', name: 'Failed total', template: '{{ value_json.failed_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-remove' } },
+  { object: 'last_error', name: 'Last error', template: LAST_ERROR_TEMPLATE, extra: { entity_category: 'diagnostic', icon: 'mdi:alert-circle-outline' } },
+];
+
+/** An upstream name as an object id: HA ids allow letters, digits, `_` and `-`. */
+export function objectIdOfUpstream(name: string): string {
+  return `upstream_${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
+
+/**
+ * ok → ON, any failing state → OFF, and `unknown` (nothing tried since start) → HA's own
+ * unknown, by rendering `None`: showing a never-tried upstream as connected, or as down, would
+ * both be a claim relaybox cannot make.
+ */
+export function upstreamStateTemplate(name: string): string {
+  const key = JSON.stringify(name);
+  return `{% set u = value_json.upstreams.get(${key}) %}{{ 'None' if u is none or u.state == 'unknown' else ('ON' if u.state == 'ok' else 'OFF') }}`;
+}
+
+export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
+  const device = {
+    identifiers: [`relaybox_${input.nodeId}`],
+    name: `relaybox ${input.nodeId}`,
+    manufacturer: 'relaybox',
+    model: 'store-and-forward SMTP relay',
+    sw_version: input.version,
+  };
+  const common = {
+    state_topic: `${input.base}/status`,
+    availability_topic: `${input.base}/availability`,
+    payload_available: 'online',
+    payload_not_available: 'offline',
+    device,
+    origin: { name: 'relaybox', sw_version: input.version },
+  };
+  const topic = (component: string, object: string) => `${input.discoveryPrefix}/${component}/${input.nodeId}/${object}/config`;
+  const messages = SENSORS.map((s) => ({
+    topic: topic('sensor', s.object),
+    payload: JSON.stringify({ name: s.name, unique_id: `relaybox_${input.nodeId}_${s.object}`, value_template: s.template, ...s.extra, ...common }),
+  }));
+  for (const name of input.upstreams) {
+    const object = objectIdOfUpstream(name);
+    messages.push({
+      topic: topic('binary_sensor', object),
+      payload: JSON.stringify({
+        name: `Upstream ${name}`,
+        unique_id: `relaybox_${input.nodeId}_${object}`,
+        device_class: 'connectivity',
+        entity_category: 'diagnostic',
+        value_template: upstreamStateTemplate(name),
+        payload_on: 'ON',
+        payload_off: 'OFF',
+        json_attributes_topic: `${input.base}/status`,
+        json_attributes_template: `{{ value_json.upstreams.get(${JSON.stringify(name)}, {}) | tojson }}`,
+        ...common,
+      }),
+    });
+  }
+  return messages;
+}

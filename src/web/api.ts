@@ -1,0 +1,186 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { describeIssue } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { MessageState } from '../events.js';
+import { composeMessage } from '../message/compose.js';
+import { headerLines, subjectOf } from '../message/headers.js';
+import { getMessage, listMessages, messageHead, type LogEntry, type MessageSummary } from '../spool/log.js';
+import type { SpoolStore } from '../spool/store.js';
+import type { StatusTracker } from '../status/tracker.js';
+import type { WebEnv } from './auth.js';
+
+export interface ApiDeps {
+  config: Config;
+  logger: Logger;
+  spool: SpoolStore;
+  status: StatusTracker;
+}
+
+const STATES: MessageState[] = ['queued', 'delivering', 'delivered', 'deferred', 'failed', 'dropped'];
+const MAX_LIMIT = 1000;
+const MAX_QUERY_CHARS = 200;
+/** The JSON of POST /api/send: a short text mail from a tool; attachments are SMTP's job. */
+const SEND_BODY_BYTES = 1024 * 1024;
+
+function iso(ms: number | null): string | null {
+  return ms ? new Date(ms).toISOString() : null;
+}
+
+/** The API speaks snake_case and ISO times, like the MQTT status payload. */
+export function summaryJson(m: MessageSummary) {
+  return {
+    id: m.id,
+    received_at: iso(m.receivedAt),
+    from: m.from,
+    to: m.to,
+    subject: m.subject,
+    size: m.size,
+    state: m.state,
+    attempts: m.attempts,
+    next_attempt_at: iso(m.nextAttemptAt),
+    last_reply: m.lastReply,
+    upstream: m.upstream,
+  };
+}
+
+function historyJson(h: LogEntry) {
+  return { at: iso(h.at), event: h.event, upstream: h.upstream, recipients: h.recipients, reply: h.reply, duration_ms: h.durationMs };
+}
+
+function badRequest(c: Context<WebEnv>, message: string): Response {
+  return c.json({ error: message }, 400);
+}
+
+/** `?limit=` and friends: a whole number in range, or a reason it is not. */
+function wholeNumber(text: string | undefined, name: string, min: number, max: number): number | string | undefined {
+  if (text === undefined || text === '') return undefined;
+  const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  return n >= min && n <= max ? n : `${name}: expected a whole number from ${min} to ${max}, got "${text}"`;
+}
+
+const address = z
+  .string()
+  .trim()
+  .max(254)
+  .regex(/^[^\s@<>()",;:\\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$/, { error: (issue) => `expected an email address like ops@example.com, got ${JSON.stringify(issue.input)}` });
+
+/** A missing key reads `is required`; a wrong one says what was expected. */
+function expected(what: string) {
+  return (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : `expected ${what}`);
+}
+
+const sendBody = z.strictObject({
+  to: z.preprocess(
+    (v) => (typeof v === 'string' ? [v] : v),
+    z.array(address, { error: expected('an address or a list of addresses') }).min(1, 'at least one recipient is needed').max(100, 'at most 100 recipients'),
+  ),
+  subject: z.string({ error: expected('a string') }).max(998, 'at most 998 characters'),
+  text: z.string({ error: expected('a string') }),
+  from: address.optional(),
+});
+
+/** The JSON routes of SPEC under /api, except the CSV log (csv.ts) and login (auth.ts). */
+export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
+  const { spool, status, config, logger } = deps;
+  const db = spool.db;
+  const api = new Hono<WebEnv>();
+
+  api.get('/status', (c) => c.json(status.snapshot()));
+
+  api.get('/messages', (c) => {
+    const q = c.req.query();
+    if (q.status && !STATES.includes(q.status as MessageState)) return badRequest(c, `status: expected one of ${STATES.join(', ')}, got "${q.status}"`);
+    const limit = wholeNumber(q.limit, 'limit', 1, MAX_LIMIT) ?? 50;
+    const before = wholeNumber(q.before, 'before', 1, Number.MAX_SAFE_INTEGER);
+    if (typeof limit === 'string') return badRequest(c, limit);
+    if (typeof before === 'string') return badRequest(c, before);
+    const text = (q.q ?? '').trim();
+    if (text.length > MAX_QUERY_CHARS) return badRequest(c, `q: at most ${MAX_QUERY_CHARS} characters`);
+    const messages = listMessages(db, { status: q.status || undefined, limit, before, text: text || undefined });
+    // A full page may have more behind it: `next_before` is the `before` of the next page.
+    const next = messages.length === limit ? messages[messages.length - 1]!.id : null;
+    return c.json({ messages: messages.map(summaryJson), next_before: next });
+  });
+
+  api.get('/messages/:id', (c) => {
+    const id = messageId(c);
+    if (typeof id === 'string') return badRequest(c, id);
+    const m = getMessage(db, id);
+    if (!m) return c.json({ error: `no message ${id}` }, 404);
+    const head = messageHead(db, id);
+    return c.json({
+      ...summaryJson(m),
+      client: m.client,
+      auth_user: m.authUser,
+      recipients: m.recipients,
+      // Bodies are removed once delivered or dropped; then only the envelope and log remain.
+      headers: head ? headerLines(head) : null,
+      history: m.history.map(historyJson),
+    });
+  });
+
+  api.post('/messages/:id/retry', (c) => {
+    const id = messageId(c);
+    if (typeof id === 'string') return badRequest(c, id);
+    if (spool.retry(id)) {
+      logger.info({ id, auth: c.get('auth') }, 'retry requested over http');
+      return c.json({ ok: true, id, state: 'queued' });
+    }
+    return refused(c, id, 'retried: only failed, deferred or queued messages can be');
+  });
+
+  api.delete('/messages/:id', (c) => {
+    const id = messageId(c);
+    if (typeof id === 'string') return badRequest(c, id);
+    if (spool.drop(id, 'dropped by a person (web console or API)')) {
+      logger.info({ id, auth: c.get('auth') }, 'message dropped over http');
+      return c.json({ ok: true, id, state: 'dropped' });
+    }
+    return refused(c, id, 'dropped: delivered and dropped messages cannot be');
+  });
+
+  api.post(
+    '/send',
+    bodyLimit({ maxSize: SEND_BODY_BYTES, onError: (c) => c.json({ error: `the request is larger than ${SEND_BODY_BYTES} bytes` }, 413) }),
+    async (c) => {
+      if (!(c.req.header('content-type') ?? '').toLowerCase().startsWith('application/json')) {
+        return c.json({ error: 'send JSON: Content-Type: application/json, body {"to", "subject", "text"}' }, 415);
+      }
+      let raw: unknown;
+      try {
+        raw = await c.req.json();
+      } catch {
+        return badRequest(c, 'the body is not valid JSON');
+      }
+      const parsed = sendBody.safeParse(raw);
+      if (!parsed.success) return badRequest(c, parsed.error.issues.map(describeIssue).join('; '));
+      const { to, subject, text } = parsed.data;
+      const allowed = config.smtp.allow_recipient_domains;
+      const denied = to.find((rcpt) => allowed.length > 0 && !allowed.includes(rcpt.slice(rcpt.lastIndexOf('@') + 1).toLowerCase()));
+      if (denied) return badRequest(c, `to: relaying to ${denied} denied (not in smtp.allow_recipient_domains)`);
+      const from = parsed.data.from ?? `relaybox@${config.hostname}`;
+      const bytes = await composeMessage({ from, to, subject, text, hostname: config.hostname });
+      const body = spool.receive();
+      body.write(bytes);
+      const id = await spool.accept(body, { mailFrom: from, recipients: to, client: 'http api', subject: subjectOf(bytes) });
+      logger.info({ id, from, rcpts: to.length, size: bytes.length, client: 'http api' }, 'accepted');
+      return c.json({ id, state: 'queued' }, 202, { Location: `/api/messages/${id}` });
+    },
+  );
+
+  function refused(c: Context<WebEnv>, id: number, what: string): Response {
+    const m = getMessage(db, id);
+    if (!m) return c.json({ error: `no message ${id}` }, 404);
+    return c.json({ error: `message ${id} is ${m.state} and cannot be ${what}` }, 409);
+  }
+
+  return api;
+}
+
+function messageId(c: Context<WebEnv>): number | string {
+  const text = c.req.param('id') ?? '';
+  return /^\d{1,15}$/.test(text) ? Number(text) : `expected a message id (a number), got "${text}"`;
+}

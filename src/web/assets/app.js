@@ -1,0 +1,211 @@
+// The relaybox console: status at a glance, the message list (filter, keyset paging), a message's
+// page (detail.js), the CSV export. Plain ES modules, no build step, no third-party code.
+import { $, age, api, bytes, cell, clear, h, HttpError, pill, setCsrf, time } from './dom.js';
+import { showDetail, stopDetail } from './detail.js';
+import { t, translatePage } from './i18n.js';
+
+const STATUS_EVERY_MS = 5000;
+const PAGE = 50;
+
+const list = { state: '', text: '', nextBefore: null, paged: false, seq: 0 };
+let statusTimer;
+let authRequired = false;
+
+translatePage();
+boot();
+
+async function boot() {
+  try {
+    const session = await api('/api/session');
+    setCsrf(session.csrf);
+    authRequired = session.required;
+    if (session.authenticated) startConsole();
+    else showLogin();
+  } catch (err) {
+    showBanner(err instanceof HttpError ? t('error.generic', { message: err.message }) : t('error.offline'));
+    setTimeout(boot, STATUS_EVERY_MS);
+  }
+}
+
+function showLogin() {
+  clearInterval(statusTimer);
+  $('#console').hidden = true;
+  $('#logout').hidden = true;
+  $('#state').hidden = true;
+  $('#login').hidden = false;
+  $('#token').focus();
+}
+
+document.addEventListener('relaybox:unauthorized', () => showLogin());
+
+$('#login-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const error = $('#login-error');
+  error.textContent = '';
+  try {
+    const res = await api('/api/login', { method: 'POST', body: { token: $('#token').value } });
+    setCsrf(res.csrf);
+    $('#token').value = '';
+    startConsole();
+  } catch (err) {
+    error.textContent = err instanceof HttpError && err.status === 429 ? t('login.throttled') : t('login.wrong');
+  }
+});
+
+$('#logout').addEventListener('click', async () => {
+  await api('/api/logout', { method: 'POST' }).catch(() => undefined);
+  location.hash = '#/';
+  showLogin();
+});
+
+function startConsole() {
+  $('#login').hidden = true;
+  $('#console').hidden = false;
+  $('#state').hidden = false;
+  $('#logout').hidden = !authRequired;
+  clearInterval(statusTimer);
+  statusTimer = setInterval(tick, STATUS_EVERY_MS);
+  refreshStatus();
+  route();
+}
+
+function tick() {
+  refreshStatus();
+  // The first page follows new mail by itself; once a person pages back, it stays put.
+  if (!$('#list-view').hidden && !list.paged) loadMessages(false);
+}
+
+window.addEventListener('hashchange', () => route());
+
+function route() {
+  const m = /^#\/messages\/(\d+)$/.exec(location.hash);
+  $('#list-view').hidden = Boolean(m);
+  $('#detail-view').hidden = !m;
+  $('#overview').hidden = Boolean(m); // a message's page is about that message
+  if (m) {
+    showDetail(Number(m[1]), () => refreshStatus());
+  } else {
+    stopDetail();
+    loadMessages(false);
+  }
+}
+
+function showBanner(text) {
+  const banner = $('#banner');
+  banner.textContent = text || '';
+  banner.hidden = !text;
+}
+
+async function refreshStatus() {
+  let s;
+  try {
+    s = await api('/api/status');
+    showBanner('');
+  } catch (err) {
+    if (!(err instanceof HttpError)) showBanner(t('error.offline'));
+    return;
+  }
+  const badge = $('#state');
+  badge.dataset.state = s.state;
+  badge.textContent = t(`state.${s.state}`);
+  $('#version').textContent = `v${s.version}`;
+  $('#q-queued').textContent = String(s.queue.queued);
+  $('#q-deferred').textContent = String(s.queue.deferred);
+  $('#q-failed').textContent = String(s.queue.failed);
+  $('#q-oldest').textContent = s.queue.oldest_age_s ? age(s.queue.oldest_age_s) : t('queue.none');
+  $('#q-delivered').textContent = String(s.delivered_total);
+  for (const [key, value] of [['failed', s.queue.failed], ['deferred', s.queue.deferred]]) {
+    $(`#q-${key}`).closest('.card').classList.toggle('alert', value > 0);
+  }
+  const items = Object.entries(s.upstreams).map(([name, u]) =>
+    h(
+      'li',
+      { className: 'upstream', dataset: { state: u.state } },
+      h('span', { className: 'name' }, name),
+      pill(u.state, 'upstream'),
+      h('span', { className: 'when' }, `${t('upstreams.lastOk')}: ${u.last_ok ? time(u.last_ok) : t('upstreams.never')}`),
+      u.last_error ? h('span', { className: 'error-text' }, `${t('upstreams.lastError')}: ${time(u.last_error_at)} — ${u.last_error}`) : null,
+    ),
+  );
+  clear($('#upstreams')).append(...items);
+}
+
+// --- the message list ---------------------------------------------------------------------
+
+let typing;
+$('#filter').addEventListener('submit', (event) => event.preventDefault());
+$('#f-state').addEventListener('change', () => {
+  list.state = $('#f-state').value;
+  loadMessages(false);
+});
+$('#f-text').addEventListener('input', () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => {
+    list.text = $('#f-text').value.trim();
+    loadMessages(false);
+  }, 250);
+});
+$('#more').addEventListener('click', () => loadMessages(true));
+
+/** `more`: the next page after the last row shown (keyset paging by id); else the first page again. */
+async function loadMessages(more) {
+  if (more && list.nextBefore === null) return;
+  const seq = ++list.seq; // a newer request wins over an older one still in flight
+  const params = new URLSearchParams({ limit: String(PAGE) });
+  if (list.state) params.set('status', list.state);
+  if (list.text) params.set('q', list.text);
+  if (more) params.set('before', String(list.nextBefore));
+  let page;
+  try {
+    page = await api(`/api/messages?${params}`);
+  } catch (err) {
+    if (err instanceof HttpError && err.status !== 401) showBanner(t('error.generic', { message: err.message }));
+    return;
+  }
+  if (seq !== list.seq) return;
+  const body = $('#messages tbody');
+  if (!more) clear(body);
+  list.paged = more;
+  list.nextBefore = page.next_before;
+  body.append(...page.messages.map(row));
+  $('#empty').hidden = body.children.length > 0;
+  $('#messages').hidden = body.children.length === 0;
+  $('#more').hidden = page.next_before === null;
+}
+
+function row(m) {
+  const link = h('a', { href: `#/messages/${m.id}` }, m.subject || t('messages.noSubject'));
+  const tr = h(
+    'tr',
+    { dataset: { id: String(m.id), state: m.state } },
+    cell('col.time', time(m.received_at)),
+    cell('col.from', m.from),
+    cell('col.to', m.to.join(', ')),
+    cell('col.subject', link),
+    cell('col.size', bytes(m.size)),
+    cell('col.state', pill(m.state)),
+    cell('col.upstream', m.upstream || ''),
+    cell('col.reply', m.last_reply || ''),
+  );
+  tr.addEventListener('click', (event) => {
+    if (event.target !== link) location.hash = `#/messages/${m.id}`;
+  });
+  return tr;
+}
+
+// --- CSV export -------------------------------------------------------------------------------
+
+$('#export').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const params = new URLSearchParams();
+  // datetime-local is the browser's local time; the server gets an unambiguous instant.
+  for (const [name, input] of [['since', '#x-since'], ['until', '#x-until']]) {
+    const value = $(input).value;
+    if (value) params.set(name, new Date(value).toISOString());
+  }
+  const a = h('a', { href: `/api/log.csv?${params}` });
+  a.setAttribute('download', '');
+  document.body.append(a);
+  a.click();
+  a.remove();
+});

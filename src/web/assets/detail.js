@@ -1,0 +1,110 @@
+// A message's page: envelope, recipients, every attempt, headers; Retry and Drop.
+import { $, api, bytes, clear, h, HttpError, pill, time } from './dom.js';
+import { t } from './i18n.js';
+
+const POLL_MS = 1500;
+const SETTLED = new Set(['delivered', 'failed', 'dropped']);
+
+let current = null;
+let timer;
+let onChange = () => undefined;
+
+/** Shows message `id` and keeps it fresh while it is still on its way. */
+export function showDetail(id, changed) {
+  onChange = changed;
+  if (current !== id) {
+    current = id;
+    $('#d-notice').textContent = '';
+    for (const sel of ['#d-subject', '#d-envelope', '#d-headers', '#d-recipients tbody', '#d-history tbody']) clear($(sel));
+  }
+  refresh();
+}
+
+export function stopDetail() {
+  current = null;
+  clearTimeout(timer);
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  const id = current;
+  if (id === null) return;
+  let m;
+  try {
+    m = await api(`/api/messages/${id}`);
+  } catch (err) {
+    if (id === current && err instanceof HttpError && err.status !== 401) $('#d-notice').textContent = t('error.generic', { message: err.message });
+    return;
+  }
+  if (id !== current) return;
+  render(m);
+  if (!SETTLED.has(m.state)) timer = setTimeout(refresh, POLL_MS);
+}
+
+function render(m) {
+  $('#d-subject').textContent = m.subject || t('messages.noSubject');
+  clear($('#d-state')).append(pill(m.state));
+  $('#d-state').dataset.state = m.state;
+  $('#d-retry').hidden = !['failed', 'deferred', 'queued'].includes(m.state);
+  $('#d-drop').hidden = m.state === 'delivered' || m.state === 'dropped';
+
+  const fields = [
+    ['ID', String(m.id)],
+    [t('col.time'), time(m.received_at)],
+    [t('col.from'), m.from],
+    [t('col.to'), m.to.join(', ')],
+    [t('col.size'), bytes(m.size)],
+    [t('detail.client'), m.client || ''],
+    [t('detail.authUser'), m.auth_user || ''],
+    [t('detail.attempts'), String(m.attempts)],
+    [t('detail.nextAttempt'), m.next_attempt_at ? time(m.next_attempt_at) : ''],
+    [t('col.upstream'), m.upstream || ''],
+    [t('col.reply'), m.last_reply || ''],
+  ];
+  clear($('#d-envelope')).append(...fields.filter(([, v]) => v !== '').flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+
+  const rcptHead = h('tr', {}, ...['col.recipient', 'col.state', 'col.upstream', 'col.reply'].map((k) => h('th', {}, t(k))));
+  clear($('#d-recipients tbody')).append(
+    rcptHead,
+    ...m.recipients.map((r) =>
+      h('tr', {}, h('td', {}, r.rcpt), h('td', {}, pill(r.state)), h('td', {}, r.upstream || ''), h('td', { className: 'reply' }, r.reply || '')),
+    ),
+  );
+
+  const head = h('tr', {}, ...['col.time', 'col.event', 'col.upstream', 'col.recipients', 'col.reply', 'col.duration'].map((k) => h('th', {}, t(k))));
+  clear($('#d-history tbody')).append(
+    head,
+    ...m.history.map((e) =>
+      h(
+        'tr',
+        { dataset: { event: e.event } },
+        h('td', {}, time(e.at)),
+        h('td', {}, ['accepted', 'retry'].includes(e.event) ? t(`ev.${e.event}`) : pill(e.event)),
+        h('td', {}, e.upstream || ''),
+        h('td', {}, e.recipients.join(', ')),
+        h('td', { className: 'reply' }, e.reply || ''),
+        h('td', {}, e.duration_ms === null ? '' : `${e.duration_ms} ms`),
+      ),
+    ),
+  );
+  const headers = $('#d-headers');
+  headers.textContent = m.headers ? m.headers.join('\n') : t('detail.noHeaders');
+  headers.classList.toggle('muted', !m.headers);
+}
+
+async function act(method, path, doneKey) {
+  const id = current;
+  try {
+    await api(path, { method });
+    $('#d-notice').textContent = t(doneKey);
+  } catch (err) {
+    $('#d-notice').textContent = t('error.generic', { message: err.message });
+  }
+  if (id === current) refresh();
+  onChange();
+}
+
+$('#d-retry').addEventListener('click', () => act('POST', `/api/messages/${current}/retry`, 'detail.retried'));
+$('#d-drop').addEventListener('click', () => {
+  if (confirm(t('detail.confirmDrop', { id: current }))) act('DELETE', `/api/messages/${current}`, 'detail.dropped');
+});

@@ -1,0 +1,71 @@
+import { stringify } from 'csv-stringify';
+import type { Context } from 'hono';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+// The CLI's `log export` columns, so both exports read the same. (They would sit better a floor
+// lower, next to exportLog; importing them keeps one definition until they move.)
+import { LOG_COLUMNS, logRecord } from '../cli/logExport.js';
+import { parseDuration } from '../config/duration.js';
+import { exportLog } from '../spool/log.js';
+import { openSpool } from '../spool/db.js';
+import type { WebEnv } from './auth.js';
+
+/** Spreadsheets run a cell that starts like a formula; a device chooses its subject freely. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+const UNTRUSTED = new Set<string>(['from', 'to', 'subject', 'upstream', 'reply']);
+
+/**
+ * `since`/`until`: an ISO date or time (`2026-11-01`, `2026-11-01T08:00:00Z`), epoch
+ * milliseconds, or a duration back from now (`24h`, `7d`). Undefined when absent, a message
+ * when malformed.
+ */
+export function parseTime(text: string | undefined, name: string, now = Date.now()): number | string | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const back = parseDuration(text.trim());
+  if (back !== undefined) return now - back;
+  if (/^\d{10,15}$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? `${name}: expected a date (2026-11-01), an ISO time or a duration back (24h), got "${text}"` : at;
+}
+
+/**
+ * GET /api/log.csv?since=&until= — the delivery log as a spreadsheet opens it: UTF-8 with a BOM
+ * (Excel otherwise guesses a legacy code page and garbles Japanese), CRLF rows, RFC 4180 quoting,
+ * and cells that would start a formula prefixed with `'`. Streamed from its own read-only
+ * connection: a long export never holds the service's connection busy between chunks.
+ */
+export function logCsv(dataDir: string) {
+  return (c: Context<WebEnv>): Response => {
+    const since = parseTime(c.req.query('since'), 'since');
+    const until = parseTime(c.req.query('until'), 'until');
+    if (typeof since === 'string' || typeof until === 'string') return c.json({ error: typeof since === 'string' ? since : until }, 400);
+    if (since !== undefined && until !== undefined && until < since) return c.json({ error: 'until is before since' }, 400);
+    const db = openSpool(dataDir, { readonly: true });
+    const rows = Readable.from(
+      (function* () {
+        for (const row of exportLog(db, { since, until })) yield neutralize(logRecord(row));
+      })(),
+    );
+    const csv = stringify({ bom: true, header: true, columns: [...LOG_COLUMNS], record_delimiter: 'windows' });
+    // Ends (or is cut off by the client going away) → the read connection closes.
+    pipeline(rows, csv)
+      .catch(() => undefined)
+      .finally(() => db.close());
+    const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
+    return new Response(Readable.toWeb(csv) as ReadableStream, {
+      headers: {
+        'Content-Type': 'text/csv; charset=utf-8',
+        'Content-Disposition': `attachment; filename="relaybox-log-${stamp}.csv"`,
+        'Cache-Control': 'no-store',
+      },
+    });
+  };
+}
+
+function neutralize<T extends Record<string, string | number | null>>(record: T): T {
+  const out: Record<string, string | number | null> = { ...record };
+  for (const [key, value] of Object.entries(out)) {
+    if (UNTRUSTED.has(key) && typeof value === 'string' && FORMULA_START.test(value)) out[key] = `'${value}`;
+  }
+  return out as T;
+}

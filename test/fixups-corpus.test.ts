@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { describe, expect, it } from 'vitest';
+import { CrlfNormalizer } from '../src/message/crlf.js';
+import type { FixupContext } from '../src/message/fixups.js';
+import { applyFixups, HEADER_LIMIT_BYTES } from '../src/message/fixupsStream.js';
+
+const DIR = join(import.meta.dirname, 'fixtures/devices');
+const ctx: FixupContext = {
+  hostname: 'relaybox.example.com',
+  messageId: 'lq2x.7.relaybox@relaybox.example.com',
+  date: new Date(Date.UTC(2024, 0, 2, 15, 4, 5)),
+  envelopeFrom: 'device@example.com',
+  headerFrom: '',
+};
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** What the spool holds for a fixture: its bytes after ingress's CRLF step. */
+async function spooled(name: string): Promise<Buffer> {
+  return buffer(Readable.from([readFileSync(join(DIR, name))]).pipe(new CrlfNormalizer()));
+}
+
+/** Small chunks by default, so that the header section is found across chunk boundaries too. */
+async function outgoing(name: string, chunkBytes = 97): Promise<{ input: Buffer; out: Buffer; changed: string[] }> {
+  const input = await spooled(name);
+  const changed: string[] = [];
+  const chunks = Array.from({ length: Math.ceil(input.length / chunkBytes) }, (_, i) => input.subarray(i * chunkBytes, (i + 1) * chunkBytes));
+  const out = await buffer(applyFixups(Readable.from(chunks), { ...ctx, onFix: (c) => changed.push(...c) }));
+  return { input, out, changed };
+}
+
+function split(message: Buffer): { fields: { name: string; value: string }[]; body: Buffer } {
+  const end = message.indexOf('\r\n\r\n');
+  const head = message.toString('latin1', 0, end + 2);
+  const fields = head
+    .replace(/\r\n(?=[ \t])/g, '')
+    .split('\r\n')
+    .filter(Boolean)
+    .map((l) => ({ name: l.slice(0, l.indexOf(':')).toLowerCase(), value: l.slice(l.indexOf(':') + 1).trim() }));
+  return { fields, body: message.subarray(end + 4) };
+}
+
+const SINGLE = ['date', 'from', 'sender', 'reply-to', 'to', 'cc', 'bcc', 'message-id', 'in-reply-to', 'references', 'subject'];
+
+describe('the device corpus after the fix-ups', () => {
+  const names = readdirSync(DIR).filter((n) => n.endsWith('.eml'));
+
+  it.each(names)('%s goes out as a message Gmail accepts', async (name) => {
+    const { out } = await outgoing(name);
+    const { fields } = split(out);
+    for (const single of SINGLE) expect(fields.filter((f) => f.name === single).length, single).toBeLessThanOrEqual(1);
+    expect(fields.filter((f) => f.name === 'from')).toHaveLength(1);
+    expect(fields.find((f) => f.name === 'message-id')?.value).toMatch(/^<[^<>\s@]+@[^<>\s@]+>$/);
+    expect(fields.find((f) => f.name === 'date')).toBeDefined();
+    expect(out.toString('latin1')).not.toMatch(/(^|[^\r])\n/); // CRLF only
+    expect(out.toString('latin1').split('\r\n').every((l) => l.length <= 998)).toBe(true);
+  });
+
+  it('leaves a well-formed message byte for byte as it came', async () => {
+    const { input, out, changed } = await outgoing('well-formed.eml');
+    expect(sha256(out)).toBe(sha256(input));
+    expect(changed).toEqual([]);
+  });
+
+  it('adds Message-ID and Date to a bare-LF scan and leaves its base64 untouched', async () => {
+    const { input, out, changed } = await outgoing('scanner-bare-lf.eml');
+    expect(changed).toEqual(['added Message-ID', 'added Date']);
+    expect(split(out).body.equals(split(input).body)).toBe(true);
+    expect(out.toString()).toMatch(/\r\nMessage-ID: <lq2x\.7\.relaybox@relaybox\.example\.com>\r\nDate: Tue, 02 Jan 2024 15:04:05 \+0000\r\n\r\n------=_scan_0001/);
+  });
+
+  it('keeps the first of duplicate From, Subject and Date of a NAS', async () => {
+    const { out, changed } = await outgoing('nas-duplicate-headers.eml');
+    const { fields } = split(out);
+    expect(fields.find((f) => f.name === 'from')!.value).toBe('nas@storage.example.com');
+    expect(fields.find((f) => f.name === 'date')!.value).toBe('Tue, 02 Jan 2024 03:00:00 +0100');
+    expect(fields.filter((f) => f.name === 'x-mailer')).toHaveLength(2);
+    expect(changed).toEqual(['dropped repeated From', 'dropped repeated Subject', 'dropped repeated Date']);
+  });
+
+  it('passes an 8-bit body without 8BITMIME as it is', async () => {
+    const { input, out } = await outgoing('ups-8bit-body.eml');
+    expect(split(out).body.equals(split(input).body)).toBe(true);
+    expect(split(out).body.toString('utf8')).toContain('Température intérieure : 31 °C');
+  });
+
+  it('folds the 2000-octet header lines of a sensor, keeping their values', async () => {
+    const { input, out, changed } = await outgoing('sensor-long-header.eml');
+    expect(changed).toEqual(['folded header lines over 998 octets']);
+    const unfold = (m: Buffer) => split(m).fields.map((f) => `${f.name}:${f.value.replace(/[ \t]+/g, ' ')}`);
+    // The subject folds at a space: unfolded it is the same; the token has one space more.
+    const [before, after] = [unfold(input), unfold(out)];
+    expect(after.find((l) => l.startsWith('subject:'))).toBe(before.find((l) => l.startsWith('subject:')));
+    expect(after.find((l) => l.startsWith('x-sensor-dump:'))!.replace(/ /g, '')).toBe(before.find((l) => l.startsWith('x-sensor-dump:'))!.replace(/ /g, ''));
+  });
+
+  it('adds From, Date and Message-ID to a cron mail', async () => {
+    const { out } = await outgoing('script-no-from.eml');
+    expect(out.toString()).toBe(
+      'Subject: cron: backup ok\r\nTo: root@example.com\r\nFrom: device@example.com\r\nMessage-ID: <lq2x.7.relaybox@relaybox.example.com>\r\n' +
+        'Date: Tue, 02 Jan 2024 15:04:05 +0000\r\n\r\nDone in 42 s.\r\n',
+    );
+  });
+
+  it('splits a one-line HTML body of a printer before a space', async () => {
+    // In spool-sized chunks: the breaker looks for a space within the chunk it has.
+    const { input, out, changed } = await outgoing('printer-long-body-line.eml', 256 * 1024);
+    expect(changed).toEqual(['split body lines over 998 octets']);
+    const body = split(out).body.toString();
+    expect(body.split('\r\n').length).toBeGreaterThan(4);
+    expect(body.replace(/\r\n(?= )/g, '')).toBe(split(input).body.toString());
+  });
+
+  it('keeps the text of a camera mail without header as its body', async () => {
+    const { input, out } = await outgoing('camera-no-header.eml');
+    expect(split(out).body.equals(input)).toBe(true);
+  });
+});
+
+describe('applyFixups streaming', () => {
+  it('sends the body of a 30 MB scan on as it comes, holding only the header', async () => {
+    const header = Buffer.from('From: scanner@example.com\r\nTo: a@example.com\r\nSubject: big\r\n\r\n');
+    const line = Buffer.from(`${'QUJD'.repeat(19)}\r\n`);
+    const chunk = Buffer.concat(Array.from({ length: Math.floor((256 * 1024) / line.length) }, () => line));
+    let pulled = 0;
+    const source = Readable.from(
+      (function* () {
+        yield header;
+        for (let i = 0; i < 120; i++, pulled++) yield chunk;
+      })(),
+    );
+    const out = applyFixups(source, ctx);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let pulledAtFirstBody = -1;
+    for await (const piece of out as AsyncIterable<Buffer>) {
+      if (bytes > 1000 && pulledAtFirstBody === -1) pulledAtFirstBody = pulled;
+      bytes += piece.length;
+      hash.update(piece);
+    }
+    expect(bytes).toBeGreaterThan(30_000_000);
+    expect(pulledAtFirstBody).toBeLessThan(10); // the stream's buffers, not the message
+    const expected = createHash('sha256');
+    expected.update(Buffer.from('From: scanner@example.com\r\nTo: a@example.com\r\nSubject: big\r\nMessage-ID: <lq2x.7.relaybox@relaybox.example.com>\r\nDate: Tue, 02 Jan 2024 15:04:05 +0000\r\n\r\n'));
+    for (let i = 0; i < 120; i++) expected.update(chunk);
+    expect(hash.digest('hex')).toBe(expected.digest('hex'));
+  });
+
+  it('passes a header section over 256 KiB through untouched', async () => {
+    const huge = Buffer.from(`X-Junk: ${'a '.repeat(HEADER_LIMIT_BYTES / 2)}\r\n\r\nbody\r\n`);
+    const changed: string[] = [];
+    const out = await buffer(applyFixups(Readable.from([huge.subarray(0, 100_000), huge.subarray(100_000)]), { ...ctx, onFix: (c) => changed.push(...c) }));
+    expect(out.equals(huge)).toBe(true);
+    expect(changed).toEqual(['header section over 256 KiB: sent as it is']);
+  });
+
+  it('passes an error of the spool reader on, and closes it when the reader of the output goes away', async () => {
+    const failing = new Readable({ read() { this.destroy(new Error('disk I/O error')); } });
+    await expect(buffer(applyFixups(failing, ctx))).rejects.toThrow(/disk I\/O error/);
+    const source = Readable.from((function* () { for (;;) yield Buffer.from('Subject: x\r\n\r\n' + 'b'.repeat(1000)); })());
+    const out = applyFixups(source, ctx);
+    out.destroy();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(source.destroyed).toBe(true);
+  });
+});
