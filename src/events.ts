@@ -18,12 +18,15 @@ export interface MessageEvent {
   durationMs?: number;
 }
 
+/** Why an upstream fails, when a person has to act (or wait) rather than the network recover. */
+export type UpstreamProblem = 'auth_failed' | 'quota' | 'clock' | 'ehlo_rejected';
+
 /** What an upstream did on one attempt; feeds its ok/error state in status. */
 export interface UpstreamEvent {
   upstream: string;
   ok: boolean;
   /** Why a failing upstream fails, when that is known: a person has to act on these. */
-  problem?: 'auth_failed' | 'quota' | 'ehlo_rejected';
+  problem?: UpstreamProblem;
   reply: string | null;
   at: Date;
 }

@@ -73,6 +73,8 @@ const delivery = z.strictObject({
   concurrency: z.number().int().min(1).max(64).default(4),
   /** How long a SIGTERM waits for deliveries in flight before closing anyway. */
   shutdown_grace: duration.default(10_000),
+  /** An upstream that answers with a quota refusal (Google's daily relay limits) is left alone this long. */
+  quota_hold: duration.default(3_600_000),
   /** Delivered and failed messages (and their log rows) are pruned after this long. */
   keep_log: duration.default(90 * 86_400_000),
 });

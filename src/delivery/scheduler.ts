@@ -6,6 +6,7 @@ import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage, SpoolStore } from '../spool/store.js';
 import type { Upstream } from '../upstreams/types.js';
 import { deliverRound } from './attempt.js';
+import { UpstreamHolds } from './holds.js';
 import { OutgoingMessages } from './outgoing.js';
 import { retryDelay } from './retry.js';
 import { Router } from './routes.js';
@@ -41,6 +42,7 @@ export class DeliveryScheduler {
   private running = false;
   private readonly outgoing: OutgoingMessages;
   private readonly router: Router;
+  private readonly holds = new UpstreamHolds();
 
   constructor(private readonly options: SchedulerOptions) {
     this.outgoing = new OutgoingMessages({
@@ -111,9 +113,14 @@ export class DeliveryScheduler {
     const body = this.outgoing.body(message, () => spool.body(message.id));
     const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message) };
     const records: AttemptRecord[] = [];
+    const context = { events, logger, holds: this.holds, quotaHoldMs: delivery.quota_hold };
+    let retryAt = Date.now() + retryDelay(message.attempts, delivery.retry);
     // One round per route group, one after the other: each group is its own transaction upstream.
     for (const group of this.routeGroups(message)) {
-      const round = await deliverRound({ ...envelope, recipients: group.recipients }, group.upstreams, body, { events, logger });
+      const round = await deliverRound({ ...envelope, recipients: group.recipients }, group.upstreams, body, context);
+      // Every upstream of the group is held (quota): come back when the first is free, not before.
+      const released = this.holds.allHeldUntil(group.upstreams.map((u) => u.name));
+      if (released !== null) retryAt = Math.max(retryAt, released);
       records.push(...round.records);
       if (round.pending.length === 0) continue;
       const givingUp = Date.now() - message.queuedAt >= delivery.retry.give_up_after;
@@ -127,7 +134,6 @@ export class DeliveryScheduler {
         });
       }
     }
-    const retryAt = Date.now() + retryDelay(message.attempts, delivery.retry);
     try {
       await spool.recordOutcome(message.id, { records, retryAt });
     } catch (err) {

@@ -3,7 +3,7 @@ import type { RelayEvents, UpstreamEvent } from '../events.js';
 import type { SpoolDb } from '../spool/db.js';
 import { queueCounts } from '../spool/log.js';
 
-export type UpstreamState = 'unknown' | 'ok' | 'down' | 'auth_failed' | 'quota' | 'ehlo_rejected';
+export type UpstreamState = 'unknown' | 'ok' | 'down' | 'auth_failed' | 'quota' | 'clock' | 'ehlo_rejected';
 
 export interface UpstreamStatus {
   state: UpstreamState;
@@ -86,7 +86,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
   }
 }
 
-const FAILING: ReadonlySet<UpstreamState> = new Set(['down', 'auth_failed', 'quota', 'ehlo_rejected']);
+const FAILING: ReadonlySet<UpstreamState> = new Set(['down', 'auth_failed', 'quota', 'clock', 'ehlo_rejected']);
 
 /** down: no upstream works; degraded: one fails, or mail waits or has failed; ok otherwise. */
 function overallState(upstreams: UpstreamStatus[], counts: { deferred: number; failed: number }): StatusSnapshot['state'] {

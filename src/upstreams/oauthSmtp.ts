@@ -15,7 +15,10 @@ const REFUSED_CODE = 535;
 
 /** How a token failure is reported as the upstream's error. */
 export function tokenFailureVerdict(err: unknown): UpstreamError {
-  if (err instanceof TokenError) return new UpstreamError(err.message, err.failure === 'refused' ? REFUSED_CODE : null, 'auth');
+  if (err instanceof TokenError) {
+    const problem = err.failure === 'clock' ? 'clock' : err.failure === 'refused' ? 'auth_failed' : undefined;
+    return new UpstreamError(err.message, err.failure === 'refused' ? REFUSED_CODE : null, 'auth', problem);
+  }
   return new UpstreamError(`cannot get an OAuth access token: ${reasonOf(err)}`, null, 'auth');
 }
 

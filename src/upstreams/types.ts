@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { UpstreamProblem } from '../events.js';
 
 export interface Envelope {
   from: string;
@@ -32,6 +33,8 @@ export class UpstreamError extends Error {
     readonly reply: string,
     readonly code: number | null,
     readonly phase: SendPhase,
+    /** Set by an adapter that knows better than the reply code (a bad clock, a dead token). */
+    readonly problem?: UpstreamProblem,
   ) {
     super(reply);
     this.name = 'UpstreamError';
