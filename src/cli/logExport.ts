@@ -3,25 +3,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
-import { exportLog, type LogExportRow } from '../spool/log.js';
-import { CliError, EXIT_USAGE, isoTime, openConfiguredSpool, parseSince, type ConfigFlag } from './common.js';
-
-export const LOG_COLUMNS = ['time', 'id', 'event', 'from', 'to', 'subject', 'size', 'upstream', 'reply', 'duration_ms'] as const;
-
-export function logRecord(r: LogExportRow): Record<(typeof LOG_COLUMNS)[number], string | number | null> {
-  return {
-    time: isoTime(r.at),
-    id: r.messageId,
-    event: r.event,
-    from: r.from,
-    to: r.recipients.join(' '),
-    subject: r.subject,
-    size: r.size,
-    upstream: r.upstream,
-    reply: r.reply,
-    duration_ms: r.durationMs,
-  };
-}
+import { exportLog, LOG_COLUMNS, logRecord } from '../spool/log.js';
+import { CliError, EXIT_USAGE, openConfiguredSpool, parseSince, type ConfigFlag } from './common.js';
 
 export function registerLogCommands(program: Command): void {
   program

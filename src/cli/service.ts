@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { RelayApp } from '../app.js';
 import { formatHostPort } from '../config/net.js';
-import { unsupportedSections } from '../config/unsupported.js';
+import type { Config } from '../config/schema.js';
 import { hashPassword } from '../ingress/passwords.js';
 import { createLogger } from '../logger.js';
 import { createUpstreams } from '../upstreams/registry.js';
@@ -16,7 +16,6 @@ export function registerServiceCommands(program: Command): void {
     .action(async (flags: ConfigFlag) => {
       const config = loadConfig(flags);
       const logger = createLogger(config.log.level);
-      for (const key of unsupportedSections(config)) logger.warn({ key }, `the "${key}" section is not supported by this version yet and is ignored`);
       const app = await RelayApp.start(config, logger);
       let signals = 0;
       const shutdown = (signal: string) => {
@@ -42,7 +41,7 @@ export function registerServiceCommands(program: Command): void {
         `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,
         `smtp: listening on ${config.smtp.listen.map(formatHostPort).join(', ')}, tls ${config.smtp.tls.mode}, auth ${config.smtp.auth.required ? 'required' : config.smtp.auth.users.length ? 'optional' : 'off'}, allowed ${config.smtp.allow_networks.join(' ')}`,
         ...upstreams.map((u, i) => `upstream ${i + 1} ${u.name} (${u.type}): ${u.describe()}`),
-        ...unsupportedSections(config).map((key) => `warning: "${key}" is not supported by this version yet and is ignored`),
+        ...sectionLines(config),
       ];
       await Promise.allSettled(upstreams.map((u) => u.close()));
       process.stdout.write(`${out.join('\n')}\n`);
@@ -67,4 +66,19 @@ async function readStdin(): Promise<string> {
     if (process.stdin.isTTY && String(chunk).includes('\n')) break;
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** One line for each optional part that is on; never a secret (a broker URL loses its password). */
+function sectionLines(config: Config): string[] {
+  const lines: string[] = [];
+  const { http, mqtt, routes, dkim } = config;
+  if (http.enabled) lines.push(`http: console and API on ${formatHostPort(http.listen)}, ${http.admin_token ? 'token required' : 'no token (loopback only)'}`);
+  if (mqtt) {
+    const url = new URL(mqtt.url);
+    const alerts = mqtt.alerts.length ? `, ${mqtt.alerts.length} alert rule(s)` : '';
+    lines.push(`mqtt: ${url.protocol}//${url.host} as ${mqtt.topic_prefix}${mqtt.home_assistant.enabled ? ', Home Assistant discovery' : ''}${alerts}`);
+  }
+  if (routes?.length) lines.push(`routes: ${routes.length} rule(s); messages no rule matches go to every upstream in order`);
+  if (dkim) lines.push(`dkim: signing as ${dkim.selector}._domainkey.${dkim.domain}`);
+  return lines;
 }

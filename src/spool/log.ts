@@ -163,3 +163,21 @@ export function queueCounts(db: SpoolDb, now = Date.now()): QueueCounts {
     oldestAgeS: r.oldest ? Math.max(0, Math.round((now - r.oldest) / 1000)) : 0,
   };
 }
+
+/** The columns of the exported log (CLI and web CSV alike), in order. */
+export const LOG_COLUMNS = ['time', 'id', 'event', 'from', 'to', 'subject', 'size', 'upstream', 'reply', 'duration_ms'] as const;
+
+export function logRecord(r: LogExportRow): Record<(typeof LOG_COLUMNS)[number], string | number | null> {
+  return {
+    time: new Date(r.at).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    id: r.messageId,
+    event: r.event,
+    from: r.from,
+    to: r.recipients.join(' '),
+    subject: r.subject,
+    size: r.size,
+    upstream: r.upstream,
+    reply: r.reply,
+    duration_ms: r.durationMs,
+  };
+}

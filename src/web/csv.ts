@@ -4,9 +4,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 // The CLI's `log export` columns, so both exports read the same. (They would sit better a floor
 // lower, next to exportLog; importing them keeps one definition until they move.)
-import { LOG_COLUMNS, logRecord } from '../cli/logExport.js';
 import { parseDuration } from '../config/duration.js';
-import { exportLog } from '../spool/log.js';
+import { exportLog, LOG_COLUMNS, logRecord } from '../spool/log.js';
 import { openSpool } from '../spool/db.js';
 import type { WebEnv } from './auth.js';
 
