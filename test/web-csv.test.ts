@@ -1,7 +1,7 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import type { RelayApp } from '../src/app.js';
-import { LOG_COLUMNS, logRecord } from '../src/cli/logExport.js';
+import { LOG_COLUMNS, logRecord } from '../src/spool/log.js';
 import { exportLog, listMessages } from '../src/spool/log.js';
 import { relayConfig, startRelay, waitFor } from './helpers/relay.js';
 import { tempDir } from './helpers/tmp.js';
