@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Both install what is missing first.
 NPM ?= npm
 
-.PHONY: all install build run test typecheck bench clean
+.PHONY: all deps build run test typecheck bench clean deb install
 
 all: build
 
@@ -10,14 +10,14 @@ node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
-install: node_modules/.installed
+deps: node_modules/.installed
 
-build: install
+build: deps
 	$(NPM) run build
 
 run: build
 	@mkdir -p var
-	node dist/cli.js serve --config config/relaybox.example.yaml
+	node --max-semi-space-size=1 dist/cli.js serve --config config/relaybox.example.yaml
 
 test: build
 	$(NPM) run typecheck
@@ -28,3 +28,13 @@ bench: build
 
 clean:
 	rm -rf dist var .bench
+
+# The appliance: a .deb for this machine's architecture (amd64 here, arm64 on a Pi) into var/deb/,
+# carrying its own Node.js runtime; see deploy/README.md.
+deb: build
+	deploy/build-deb.sh var/deb
+
+# Installs the built tree on this machine in the .deb's layout (root; idempotent; never touches
+# an existing /etc/relaybox/relaybox.yaml). `make deps` installs the npm dependencies instead.
+install: build
+	deploy/install.sh

@@ -9,12 +9,9 @@ import { SpoolStore } from './spool/store.js';
 import { createUpstreams } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/types.js';
 import type { Feature, FeatureContext } from './feature.js';
-import { MqttAlerts } from './ingress/mqttAlerts.js';
-import { MqttStatus } from './status/mqtt.js';
-import { BrokerConnection } from './status/mqttClient.js';
 import { StatusTracker } from './status/tracker.js';
 import { VERSION } from './version.js';
-import { WebConsole, webFeature } from './web/server.js';
+import type { WebConsole } from './web/server.js';
 
 const PRUNE_EVERY_MS = 6 * 3_600_000;
 
@@ -65,7 +62,7 @@ export class RelayApp {
     });
     const ingress = new SmtpIngress({ config, spool, logger });
     const status = new StatusTracker({ events, db, upstreams: upstreams.map((u) => u.name), version: VERSION });
-    const features = createFeatures({ config, logger, events, spool, status });
+    const features = await createFeatures({ config, logger, events, spool, status });
     const app = new RelayApp({ config, logger, events, db, spool, upstreams, scheduler, ingress, status, features });
     events.on('message', (e) => {
       if (e.event === 'accepted') scheduler.wake();
@@ -103,7 +100,7 @@ export class RelayApp {
 
   /** Where the web console and API listen (port 0 in tests becomes a real port); undefined when http is off. */
   get httpAddress(): ListenAddress | undefined {
-    return this.parts.features.find((f): f is WebConsole => f instanceof WebConsole)?.address;
+    return (this.parts.features.find((f) => f.name === 'http') as WebConsole | undefined)?.address;
   }
 
   /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */
@@ -138,11 +135,11 @@ export class RelayApp {
 }
 
 /** The optional parts, each present when its section is configured. */
-function createFeatures(context: FeatureContext): Feature[] {
+async function createFeatures(context: FeatureContext): Promise<Feature[]> {
+  // Loaded only when configured: each library costs a Pi megabytes of resident memory.
   const features: Feature[] = [];
-  if (context.config.mqtt) features.push(...mqttFeatures(context));
-  features.push(...webFeature(context));
-  void context;
+  if (context.config.mqtt) features.push(...(await mqttFeatures(context)));
+  if (context.config.http.enabled) features.push(...(await import('./web/server.js')).webFeature(context));
   return features;
 }
 
@@ -150,7 +147,12 @@ function createFeatures(context: FeatureContext): Feature[] {
  * One broker connection shared by status out and alerts in (one client id, one will). The
  * connection comes first so that it stops last: alerts finish what they took, then `offline`.
  */
-function mqttFeatures(context: FeatureContext): Feature[] {
+async function mqttFeatures(context: FeatureContext): Promise<Feature[]> {
+  const [{ BrokerConnection }, { MqttStatus }, { MqttAlerts }] = await Promise.all([
+    import('./status/mqttClient.js'),
+    import('./status/mqtt.js'),
+    import('./ingress/mqttAlerts.js'),
+  ]);
   const broker = new BrokerConnection(context.config.mqtt!, { hostname: context.config.hostname, logger: context.logger });
   return [broker, new MqttStatus(broker, context), new MqttAlerts(broker, context)];
 }

@@ -1,18 +1,20 @@
 #!/usr/bin/env node
-import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import { VERSION as version } from './version.js';
-import { registerLogCommands } from './cli/logExport.js';
-import { registerOAuthCommands } from './cli/oauth.js';
-import { registerQueueCommands } from './cli/queue.js';
-import { registerSendTest } from './cli/sendTest.js';
-import { registerServiceCommands } from './cli/service.js';
 import { EXIT_USAGE, reportAndExit } from './cli/common.js';
 
-
-// A small young generation: a Pi has little memory to spare and relaybox allocates little.
-// Worth ~8 MB of resident memory at idle; set before anything is allocated in earnest.
-setFlagsFromString('--max-semi-space-size=1');
+/**
+ * Each command group is loaded when it is needed: `serve` runs for years on a small box, and
+ * the modules of `oauth`, `doctor` or `log export` would only sit in its memory.
+ */
+const COMMANDS: Array<() => Promise<(program: Command) => void>> = [
+  async () => (await import('./cli/service.js')).registerServiceCommands,
+  async () => (await import('./cli/queue.js')).registerQueueCommands,
+  async () => (await import('./cli/sendTest.js')).registerSendTest,
+  async () => (await import('./cli/logExport.js')).registerLogCommands,
+  async () => (await import('./cli/oauth.js')).registerOAuthCommands,
+  async () => (await import('./cli/doctor.js')).registerDoctor,
+];
 
 const program = new Command('relaybox')
   .description('store-and-forward mail relay for scanners, printers, NAS units and sensors')
@@ -20,11 +22,7 @@ const program = new Command('relaybox')
   .showHelpAfterError()
   .exitOverride();
 
-registerServiceCommands(program);
-registerQueueCommands(program);
-registerSendTest(program);
-registerLogCommands(program);
-registerOAuthCommands(program);
+for (const load of process.argv[2] === 'serve' ? COMMANDS.slice(0, 1) : COMMANDS) (await load())(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# deploy/stage.sh DEST — lays out what goes into /usr/lib/relaybox, from this source tree:
+#   DEST/dist           the compiled service (tsc into DEST, so no stale file of an old build rides along)
+#   DEST/node_modules   production dependencies only (a pruned copy of ./node_modules: no second
+#                       download and no second compile of better-sqlite3)
+#   DEST/package.json   (relaybox reads its version from it)
+#   DEST/node/bin/node  when NODE_BIN names a Node.js binary to bundle
+# Used by build-deb.sh and install.sh. Environment:
+#   NODE_BIN=path            a node binary to copy into DEST/node/bin/node (stripped)
+#   RELAYBOX_PREBUILT_DIST=1 copy ./dist as it is instead of compiling (tests: `make build` just ran)
+set -euo pipefail
+dest=${1:?usage: deploy/stage.sh DEST}
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+[ -d node_modules ] || { echo "stage: run 'make build' first (no node_modules)" >&2; exit 1; }
+rm -rf "$dest"
+mkdir -p "$dest"
+
+# --- dist --------------------------------------------------------------------------------------
+if [ -n "${RELAYBOX_PREBUILT_DIST:-}" ]; then
+  [ -f dist/cli.js ] || { echo "stage: no dist/cli.js (run 'make build')" >&2; exit 1; }
+  cp -a dist "$dest/dist"
+else
+  "$repo/node_modules/.bin/tsc" -p tsconfig.json --outDir "$dest/dist" --sourceMap false
+  cp -a src/web/assets "$dest/dist/web/assets"
+fi
+# Source maps point at src/*.ts, which is not shipped.
+find "$dest/dist" -name '*.map' -delete
+
+cp package.json "$dest/package.json"
+
+# --- node_modules: a pruned copy ----------------------------------------------------------------
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -a package.json package-lock.json node_modules "$work/"
+(cd "$work" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+nm=$work/node_modules
+# What a running relaybox never reads: build inputs of the native addon, type declarations,
+# docs, tests and tool links. Licences stay.
+rm -rf "$nm/.bin" "$nm/.vite-temp" "$nm/.package-lock.json" "$nm/@types" \
+  "$nm/better-sqlite3/deps" "$nm/better-sqlite3/src" "$nm/better-sqlite3/binding.gyp"
+if [ -d "$nm/better-sqlite3/build" ]; then
+  find "$nm/better-sqlite3/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
+  find "$nm/better-sqlite3/build/Release" -mindepth 1 -maxdepth 1 ! -name better_sqlite3.node -exec rm -rf {} +
+fi
+find "$nm" \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.ts' \
+  -o -name '*.md' ! -iname 'licen[cs]e*' -o -name '.npmignore' -o -name '.eslintrc*' -o -name '.editorconfig' \
+  -o -name '.travis.yml' -o -name '.gitattributes' -o -name '.gitignore' -o -name '*.html' \
+  -o -name '*.gyp' -o -name '*.gypi' -o -name '*.sh' \) -type f -delete
+find "$nm" -mindepth 2 -maxdepth 3 -type d \( -name test -o -name tests -o -name __tests__ -o -name .github \
+  -o -name .husky -o -name docs -o -name example -o -name examples -o -name benchmarks -o -name bench -o -name fixture -o -name fixtures \) -prune -exec rm -rf {} +
+find "$nm" -depth -type d -empty -delete
+strip --strip-unneeded --remove-section=.comment "$nm/better-sqlite3/build/Release/better_sqlite3.node" 2>/dev/null || true
+mv "$nm" "$dest/node_modules"
+
+# --- the runtime ---------------------------------------------------------------------------------
+if [ -n "${NODE_BIN:-}" ]; then
+  install -d "$dest/node/bin"
+  install -m 0755 "$NODE_BIN" "$dest/node/bin/node"
+  # Debug symbols are most of the npm-packaged binary's size; the dynamic symbols that native
+  # addons link against stay.
+  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$dest/node/bin/node" 2>/dev/null || true
+fi
+
+# Plain permissions whatever the umask or the npm cache left: directories 0755, files 0644, and
+# only the runtime executable. Scripts with a #! line (dist/cli.js, the packages' own CLIs) are
+# loaded as modules by /usr/bin/relaybox and never run on their own.
+find "$dest" -type d -exec chmod 0755 {} +
+find "$dest" -type f -exec chmod 0644 {} +
+[ -f "$dest/node/bin/node" ] && chmod 0755 "$dest/node/bin/node"
+
+# The addon must load on the runtime it ships with: a Node major mismatch fails here, not on a Pi.
+runtime=${NODE_BIN:-node}
+(cd "$dest" && "$runtime" -e "require('./node_modules/better-sqlite3')(':memory:').prepare('select 1').get()") ||
+  { echo "stage: better-sqlite3 does not load on $("$runtime" --version): rebuild node_modules with that Node" >&2; exit 1; }

@@ -1,0 +1,203 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestDeb } from './helpers/debianRoot.js';
+import { tempDir } from './helpers/tmp.js';
+
+const REPO = join(import.meta.dirname, '..');
+const UNIT = join(REPO, 'systemd/relaybox.service');
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const SYSTEMD_ANALYZE = has('systemd-analyze');
+const DPKG = has('dpkg-deb') && has('dpkg');
+
+// A skipped group says why in its name, so that the reason shows in the test report.
+describe.skipIf(!SYSTEMD_ANALYZE)(SYSTEMD_ANALYZE ? 'systemd unit (systemd-analyze)' : 'systemd unit: SKIPPED, systemd-analyze is not installed (apt-get install systemd)', () => {
+  it('passes systemd-analyze verify', () => {
+    // verify checks that ExecStart binaries exist and that the targets it names are known: a root
+    // with the host's units, stand-ins for relaybox's two commands, and the unit.
+    const root = tempDir();
+    mkdirSync(join(root, 'usr/bin'), { recursive: true });
+    mkdirSync(join(root, 'usr/lib/relaybox'), { recursive: true });
+    for (const f of ['usr/bin/relaybox', 'usr/lib/relaybox/first-boot.sh']) writeFileSync(join(root, f), '#!/bin/sh\n', { mode: 0o755 });
+    cpSync('/lib/systemd/system', join(root, 'lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
+    cpSync(UNIT, join(root, 'lib/systemd/system/relaybox.service'));
+    const run = spawnSync('systemd-analyze', ['verify', '--man=no', `--root=${root}`, 'relaybox.service'], { encoding: 'utf8' });
+    expect(run.stderr.trim()).toBe('');
+    expect(run.status).toBe(0);
+  });
+
+  it('rates "OK" or better in systemd-analyze security', () => {
+    const run = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', UNIT], { encoding: 'utf8' });
+    const m = /Overall exposure level for relaybox\.service: (\d+\.\d) (\w+)/.exec(run.stdout);
+    expect(m, run.stdout + run.stderr).not.toBeNull();
+    expect(['OK', 'SAFE', 'PERFECT']).toContain(m![2]);
+    expect(Number(m![1])).toBeLessThan(2.0); // 1.6 when written; a regression shows here
+  });
+});
+
+describe('systemd unit (as text)', () => {
+  const unit = readFileSync(UNIT, 'utf8');
+  it('runs the packaged binary as relaybox with one capability, drains on SIGTERM and keeps JIT memory executable', () => {
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/relaybox serve --config \/etc\/relaybox\/relaybox\.yaml$/m);
+    expect(unit).toMatch(/^ExecStartPre=\+\/usr\/lib\/relaybox\/first-boot\.sh$/m);
+    expect(unit).toMatch(/^User=relaybox$/m);
+    expect(unit).toMatch(/^StateDirectory=relaybox$/m);
+    expect(unit).toMatch(/^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+    expect(unit).toMatch(/^Restart=on-failure$/m);
+    // Above delivery.shutdown_grace's default (10s) so that a drain is never cut short.
+    expect(Number(/^TimeoutStopSec=(\d+)$/m.exec(unit)![1])).toBeGreaterThan(10);
+    expect(unit).toMatch(/^MemoryDenyWriteExecute=no$/m);
+  });
+});
+
+describe('first-boot.sh (moves a configuration from the SD card once)', () => {
+  const script = join(REPO, 'deploy/first-boot.sh');
+  const group = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
+  function run(dir: string, env: Record<string, string> = {}) {
+    return spawnSync(script, [], {
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH!,
+        RELAYBOX_BOOT_FILES: `${dir}/boot/firmware/relaybox.yaml ${dir}/boot/relaybox.yaml`,
+        RELAYBOX_ETC_DIR: `${dir}/etc/relaybox`,
+        RELAYBOX_GROUP: group,
+        ...env,
+      },
+    });
+  }
+
+  it('does nothing without a file on the card', () => {
+    const dir = tempDir();
+    const r = run(dir);
+    expect(r.status).toBe(0);
+    expect(existsSync(join(dir, 'etc'))).toBe(false);
+  });
+
+  it('moves the file into /etc/relaybox as 0640 for the service group, keeping the previous one', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'boot/firmware'), { recursive: true });
+    mkdirSync(join(dir, 'etc/relaybox'), { recursive: true });
+    writeFileSync(join(dir, 'etc/relaybox/relaybox.yaml'), 'example: true\n', { mode: 0o640 });
+    writeFileSync(join(dir, 'boot/firmware/relaybox.yaml'), 'hostname: relaybox.example.com\r\n', { mode: 0o755 });
+    const r = run(dir);
+    expect(r.status, r.stderr).toBe(0);
+    const dest = join(dir, 'etc/relaybox/relaybox.yaml');
+    expect(readFileSync(dest, 'utf8')).toBe('hostname: relaybox.example.com\r\n');
+    expect(statSync(dest).mode & 0o777).toBe(0o640);
+    expect(statSync(dest).gid).toBe(Number(execFileSync('id', ['-g'], { encoding: 'utf8' })));
+    expect(readFileSync(`${dest}.previous`, 'utf8')).toBe('example: true\n');
+    expect(existsSync(join(dir, 'boot/firmware/relaybox.yaml'))).toBe(false);
+    expect(r.stderr).toContain(`installed ${dir}/boot/firmware/relaybox.yaml as ${dest} (the configuration it replaced is ${dest}.previous)`);
+    expect(readdirSync(join(dir, 'etc/relaybox')).sort()).toEqual(['relaybox.yaml', 'relaybox.yaml.previous']); // no temp file left
+
+    // Once: the next boot finds nothing and leaves the administrator's later edits alone.
+    writeFileSync(dest, 'edited: true\n');
+    expect(run(dir).status).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe('edited: true\n');
+  });
+
+  it('takes /boot/relaybox.yaml on older Pi OS, makes /etc/relaybox when missing, and warns about a missing group', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'boot'), { recursive: true });
+    writeFileSync(join(dir, 'boot/relaybox.yaml'), 'a: 1\n');
+    const r = run(dir, { RELAYBOX_GROUP: 'no-such-group-relaybox' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('group no-such-group-relaybox does not exist');
+    expect(statSync(join(dir, 'etc/relaybox')).mode & 0o777).toBe(0o750);
+    expect(statSync(join(dir, 'etc/relaybox/relaybox.yaml')).mode & 0o777).toBe(0o640);
+    expect(existsSync(join(dir, 'boot/relaybox.yaml'))).toBe(false);
+  });
+});
+
+/** path → mode, size, mtime and content hash of every file under dir: a run that changes nothing keeps it. */
+function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      const s = statSync(p);
+      const hash = e.isFile() ? createHash('sha1').update(readFileSync(p)).digest('hex') : '';
+      out.set(relative(dir, p), `${s.mode.toString(8)} ${s.size} ${s.mtimeMs} ${hash}`);
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+describe.skipIf(!DPKG)(DPKG ? 'install.sh and the .deb' : 'install.sh and the .deb: SKIPPED, dpkg is not installed (not a Debian machine)', () => {
+  it('install.sh lays out the tree, changes nothing when run twice and keeps an edited config', () => {
+    const dest = tempDir();
+    const install = () => execFileSync(join(REPO, 'deploy/install.sh'), [], { env: { ...process.env, DESTDIR: dest }, encoding: 'utf8', timeout: 120_000 });
+    const first = install();
+    expect(first).toContain(`installed the example configuration ${dest}/etc/relaybox/relaybox.yaml`);
+    const conf = join(dest, 'etc/relaybox/relaybox.yaml');
+    writeFileSync(conf, `${readFileSync(conf, 'utf8')}# edited\n`);
+    const before = snapshot(dest);
+    const second = install();
+    expect(second).toContain('is up to date');
+    expect(second).toContain('nothing changed');
+    expect(snapshot(dest)).toEqual(before);
+    const version = spawnSync(join(dest, 'usr/bin/relaybox'), ['--version'], { env: { ...process.env, RELAYBOX_HOME: join(dest, 'usr/lib/relaybox') }, encoding: 'utf8' });
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
+    expect(existsSync(join(dest, 'usr/lib/relaybox/node_modules/vitest'))).toBe(false);
+  }, 240_000);
+
+  describe('make deb', () => {
+    let deb = '';
+    let info = '';
+    let contents = '';
+    let out = '';
+    afterAll(() => rmSync(out, { recursive: true, force: true }));
+    beforeAll(() => {
+      out = mkdtempSync(join(tmpdir(), 'relaybox-deb-'));
+      deb = buildTestDeb(out);
+      info = execFileSync('dpkg-deb', ['-I', deb], { encoding: 'utf8' });
+      contents = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    }, 240_000);
+
+    it('is for this architecture, depends on nothing but base libraries and adduser, and keeps the config as a conffile', () => {
+      const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
+      expect(deb).toMatch(new RegExp(`relaybox_\\d+\\.\\d+\\.\\d+-1_${arch}\\.deb$`));
+      expect(info).toMatch(new RegExp(`^ Architecture: ${arch}$`, 'm'));
+      const depends = /^ Depends: (.*)$/m.exec(info)![1]!.split(', ').map((d) => d.split(' ')[0]);
+      expect(depends.sort()).toEqual(['adduser', 'libc6', 'libgcc-s1', 'libstdc++6']);
+      const conffiles = execFileSync('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./conffiles`], { encoding: 'utf8' });
+      expect(conffiles.trim()).toBe('/etc/relaybox/relaybox.yaml');
+    });
+
+    it('holds the wrapper, the unit, the runtime, production modules only and a 0640 example config', () => {
+      const entry = (path: string) => contents.split('\n').find((l) => l.endsWith(` ./${path}`)) ?? '';
+      expect(entry('usr/bin/relaybox')).toMatch(/^-rwxr-xr-x root\/root/);
+      expect(entry('lib/systemd/system/relaybox.service')).toMatch(/^-rw-r--r-- root\/root/);
+      expect(entry('usr/lib/relaybox/node/bin/node')).toMatch(/^-rwxr-xr-x root\/root/);
+      expect(entry('usr/lib/relaybox/first-boot.sh')).toMatch(/^-rwxr-xr-x/);
+      expect(entry('usr/lib/relaybox/dist/cli.js')).not.toBe('');
+      expect(entry('usr/lib/relaybox/node_modules/better-sqlite3/build/Release/better_sqlite3.node')).not.toBe('');
+      expect(entry('etc/relaybox/relaybox.yaml')).toMatch(/^-rw-r----- root\/root/);
+      expect(entry('usr/share/doc/relaybox/copyright')).not.toBe('');
+      for (const dev of ['vitest', 'typescript', 'playwright-core', 'tsx']) expect(contents).not.toContain(`/node_modules/${dev}/`);
+    });
+
+    it('carries a runtime for this machine with the Node version the addon was built for', () => {
+      const dir = tempDir();
+      execFileSync('dpkg-deb', ['-x', deb, dir]);
+      const node = join(dir, 'usr/lib/relaybox/node/bin/node');
+      const elf = readFileSync(node).subarray(0, 20);
+      expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+      const machine = elf.readUInt16LE(18);
+      expect({ x64: 0x3e, arm64: 0xb7, arm: 0x28 }[process.arch as string]).toBe(machine);
+      expect(execFileSync(node, ['-p', 'process.version'], { encoding: 'utf8' }).trim()).toBe(process.version);
+      const run = spawnSync(join(dir, 'usr/bin/relaybox'), ['check-config', '--config', join(REPO, 'deploy/relaybox.yaml')], {
+        env: { ...process.env, RELAYBOX_HOME: join(dir, 'usr/lib/relaybox'), RELAYBOX_AS_ROOT: '1' },
+        encoding: 'utf8',
+      });
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toContain('upstream 1 outbox (file): file → /var/lib/relaybox/outbox');
+    }, 60_000);
+  });
+});
+
