@@ -31,6 +31,8 @@ describe('spool', () => {
     expect(claimed).toMatchObject({ id, mailFrom: 'scanner@example.com', recipients: ['a@example.com', 'b@example.com'] });
     expect(await text(store.body(id))).toBe('Subject: scan\r\n\r\nhello\r\n');
     expect(seen.map((e) => e.event)).toEqual(['accepted']);
+    expect(store.claimDue(Date.now(), 10)).toEqual([]); // claimed once is claimed
+    store.flush(); // the claim rides on the next commit
     expect(listMessages(db)[0]).toMatchObject({ id, state: 'delivering', subject: 'scan' });
   });
 
@@ -113,6 +115,7 @@ describe('spool', () => {
     const first = open(dir);
     const id = await put(first.store, 'x');
     first.store.claimDue(Date.now(), 1);
+    first.store.flush();
     first.store.receive().write(randomBytes(CHUNK_BYTES + 1)); // spilled, never committed
     first.db.close();
 

@@ -109,6 +109,14 @@ export class DeliveryScheduler {
   }
 
   private async deliver(message: ClaimedMessage): Promise<void> {
+    try {
+      await this.deliverOnce(message);
+    } finally {
+      this.options.spool.release(message.id);
+    }
+  }
+
+  private async deliverOnce(message: ClaimedMessage): Promise<void> {
     const { spool, delivery, logger, events } = this.options;
     const body = this.outgoing.body(message, () => spool.body(message.id));
     const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message) };

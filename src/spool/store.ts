@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { MessageEvent, RelayEvents } from '../events.js';
 import { BodyWriter, readBody } from './body.js';
-import { withoutSync, type SpoolDb } from './db.js';
+import type { SpoolDb } from './db.js';
 import { GroupCommit } from './groupCommit.js';
 
 export interface AcceptedMessage {
@@ -48,6 +48,8 @@ type Row = Record<string, any>;
 /** The write side of the spool: accept, claim, record outcomes, retry, drop. */
 export class SpoolStore {
   private readonly commits: GroupCommit;
+  /** Messages handed to delivery whose outcome is not recorded yet. */
+  private readonly claimed = new Set<number>();
 
   constructor(
     readonly db: SpoolDb,
@@ -102,32 +104,45 @@ export class SpoolStore {
     return id;
   }
 
-  /** Marks up to `limit` due messages `delivering` and returns them, oldest due first. */
+  /**
+   * Up to `limit` due messages, oldest due first, for delivery now. They are marked `delivering`
+   * in memory at once and on disk with the next commit (no fsync of their own: a claim lost to a
+   * crash only means the message is queued again, as it would be anyway) — so a delivery costs
+   * the SD card one shared write, not two.
+   */
   claimDue(now: number, limit: number): ClaimedMessage[] {
     if (limit <= 0) return [];
-    // No fsync: a claim lost to a power cut only means the message is queued again, as after any crash.
-    return withoutSync(this.db, this.db.transaction(() => {
-      const ids = this.sql(
-        `SELECT id FROM messages WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'deferred')
-         ORDER BY next_attempt_at LIMIT ?`,
-      )
-        .pluck()
-        .all(now, limit) as number[];
-      return ids.map((id) => this.claim(id, now)!);
-    }));
+    const due = this.sql(
+      `SELECT id, mail_from, size, attempts, queued_at, only_upstream FROM messages
+       WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'deferred')
+       ORDER BY next_attempt_at LIMIT ?`,
+    ).all(now, limit + this.claimed.size) as Row[];
+    const picked = due.filter((r) => !this.claimed.has(r.id)).slice(0, limit);
+    for (const r of picked) {
+      this.claimed.add(r.id);
+      void this.commits.lazy(() => {
+        this.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, r.id);
+      });
+    }
+    return picked.map((r) => this.claimedMessage(r));
   }
 
-  /** Claims one message if it is waiting (queued or deferred); null when someone else has it. */
+  /** Claims one message if it is waiting (queued or deferred), on disk at once; null when someone else has it. */
   claim(id: number, now = Date.now()): ClaimedMessage | null {
     const r = this.sql(
       `UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')
        RETURNING id, mail_from, size, attempts, queued_at, only_upstream`,
     ).get(now, id) as Row | undefined;
     if (!r) return null;
+    this.claimed.add(id);
+    return this.claimedMessage(r);
+  }
+
+  private claimedMessage(r: Row): ClaimedMessage {
     return {
       id: r.id,
       mailFrom: r.mail_from,
-      recipients: this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state = 'pending'`).pluck().all(id) as string[],
+      recipients: this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state = 'pending'`).pluck().all(r.id) as string[],
       size: r.size,
       attempts: r.attempts,
       queuedAt: r.queued_at,
@@ -135,9 +150,12 @@ export class SpoolStore {
     };
   }
 
-  /** When the next queued or deferred message falls due (ms), or null when none waits. */
+  /** When the next queued or deferred message that is not already being delivered falls due (ms), or null. */
   nextDueAt(): number | null {
-    return (this.sql(`SELECT min(next_attempt_at) FROM messages WHERE next_attempt_at IS NOT NULL`).pluck().get() as number | null) ?? null;
+    const rows = this.sql(`SELECT id, next_attempt_at FROM messages WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?`).all(
+      this.claimed.size + 1,
+    ) as Row[];
+    return rows.find((r) => !this.claimed.has(r.id))?.next_attempt_at ?? null;
   }
 
   body(id: number) {
@@ -147,7 +165,13 @@ export class SpoolStore {
   /** Records one delivery round and moves the message to its next state. */
   async recordOutcome(id: number, outcome: DeliveryOutcome): Promise<void> {
     const events = await this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now()));
+    this.claimed.delete(id);
     for (const e of events) this.emit(e);
+  }
+
+  /** Delivery gave up on a message without an outcome: it waits, `delivering`, for the next start. */
+  release(id: number): void {
+    this.claimed.delete(id);
   }
 
   private writeOutcome(id: number, outcome: DeliveryOutcome, now: number): MessageEvent[] {
