@@ -139,3 +139,17 @@ describe('spool', () => {
     expect(store.claimDue(Date.now(), 10)).toHaveLength(0);
   });
 });
+
+describe('spool housekeeping', () => {
+  it('prunes finished messages and their log, and keeps what still waits', async () => {
+    const { store, db } = open();
+    const done = await put(store, 'x');
+    const waiting = await put(store, 'y');
+    store.claimDue(Date.now(), 1);
+    await store.recordOutcome(done, { retryAt: 0, records: [{ event: 'delivered', upstream: 'up', recipients: ['a@example.com'], reply: '250 ok', durationMs: 1 }] });
+    expect(store.prune(Date.now() + 1000)).toBe(1);
+    expect(getMessage(db, done)).toBeNull();
+    expect(db.prepare('SELECT count(*) FROM log WHERE message_id = ?').pluck().get(done)).toBe(0);
+    expect(getMessage(db, waiting)!.history.map((h) => h.event)).toEqual(['accepted']);
+  });
+});

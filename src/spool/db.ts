@@ -25,6 +25,7 @@ const MIGRATIONS: string[] = [
     last_reply      TEXT,
     upstream        TEXT,                      -- the upstream of the last attempt
     only_upstream   TEXT,                      -- send-test --upstream: deliver through this one only
+    log_from        INTEGER,                   -- the log row of its acceptance: its history starts there
     updated_at      INTEGER NOT NULL,
     body            BLOB                       -- the whole message when small; else body_chunks
   );
@@ -46,7 +47,8 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (message_id, seq)
   ) WITHOUT ROWID;
 
-  -- Append-only: every state change and every delivery attempt of every message.
+  -- Append-only: every state change and every delivery attempt of every message. No index on
+  -- message_id: it would cost a page write per commit; messages.log_from says where to look.
   CREATE TABLE log (
     id          INTEGER PRIMARY KEY,
     at          INTEGER NOT NULL,
@@ -57,7 +59,6 @@ const MIGRATIONS: string[] = [
     reply       TEXT,
     duration_ms INTEGER
   );
-  CREATE INDEX log_message ON log (message_id);
   `,
   `
   -- MQTT alerts held back by a rule's min_interval (storm guard), kept until their digest mail is
@@ -98,6 +99,10 @@ export function openSpool(dataDir: string, options: { readonly?: boolean } = {})
   const db = new Database(spoolPath(dataDir), { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
   db.pragma('busy_timeout = 5000');
   if (options.readonly) return db;
+  // Small pages: a commit rewrites every page it touches, and one message touches a few rows in
+  // several tables. 1 KiB pages write ~40% fewer bytes per message than 4 KiB (bench/) — an SD
+  // card's wear. Only takes effect when the file is created.
+  db.pragma('page_size = 1024');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = OFF');

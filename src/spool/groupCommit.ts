@@ -8,6 +8,8 @@ interface Pending {
 
 /** How long a write that needs no fsync may wait for company (or for the next synced commit). */
 const LAZY_MS = 20;
+/** A synced commit this soon after the last one means devices are sending at once. */
+const BUSY_MS = 3;
 
 /**
  * Batches writes into shared transactions, because on an SD card the fsync, not the SQL, is the
@@ -21,12 +23,19 @@ export class GroupCommit {
   private durableQueued = false;
   private immediate: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private busyTimer: NodeJS.Timeout | undefined;
+  private lastDurableAt = -Infinity;
 
   constructor(private readonly db: SpoolDb) {}
 
   durable<T>(work: () => T): Promise<T> {
     this.durableQueued = true;
-    this.immediate ??= setImmediate(() => this.flush());
+    if (!this.immediate && !this.busyTimer) {
+      // Busy (the last synced commit was moments ago): wait a millisecond for company, since
+      // more devices are mid-message. Idle: commit now, a lone scanner's 250 waits for nothing.
+      if (performance.now() - this.lastDurableAt < BUSY_MS) this.busyTimer = setTimeout(() => this.flush(), 1);
+      else this.immediate = setImmediate(() => this.flush());
+    }
     return this.enqueue(work);
   }
 
@@ -39,12 +48,14 @@ export class GroupCommit {
   flush(): void {
     clearImmediate(this.immediate);
     clearTimeout(this.timer);
-    this.immediate = this.timer = undefined;
+    clearTimeout(this.busyTimer);
+    this.immediate = this.timer = this.busyTimer = undefined;
     const batch = this.pending;
     const sync = this.durableQueued;
     this.pending = [];
     this.durableQueued = false;
     if (batch.length === 0) return;
+    if (sync) this.lastDurableAt = performance.now();
     this.db.pragma(`synchronous = ${sync ? 'FULL' : 'NORMAL'}`);
     try {
       const results: unknown[] = [];

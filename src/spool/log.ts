@@ -42,7 +42,7 @@ export interface MessageDetail extends MessageSummary {
 }
 
 const SUMMARY = `SELECT m.id, m.received_at, m.mail_from, m.subject, m.size, m.state, m.attempts, m.next_attempt_at,
-  m.last_reply, m.upstream, m.client, m.auth_user,
+  m.last_reply, m.upstream, m.client, m.auth_user, m.log_from,
   (SELECT group_concat(rcpt, char(10)) FROM recipients r WHERE r.message_id = m.id) AS rcpts
   FROM messages m`;
 
@@ -109,7 +109,7 @@ export function getMessage(db: SpoolDb, id: number): MessageDetail | null {
   const row = db.prepare(`${SUMMARY} WHERE m.id = ? AND m.state != 'receiving'`).get(id) as Row | undefined;
   if (!row) return null;
   const recipients = db.prepare(`SELECT rcpt, state, upstream, reply FROM recipients WHERE message_id = ? ORDER BY rcpt`).all(id) as RecipientStatus[];
-  const history = (db.prepare(`SELECT * FROM log WHERE message_id = ? ORDER BY id`).all(id) as Row[]).map(toLogEntry);
+  const history = (db.prepare(`SELECT * FROM log WHERE id >= ? AND message_id = ? ORDER BY id`).all(row.log_from ?? 0, id) as Row[]).map(toLogEntry);
   return { ...toSummary(row), client: row.client, authUser: row.auth_user, recipients, history };
 }
 

@@ -100,7 +100,8 @@ export class SpoolStore {
     }
     const addRcpt = this.sql(`INSERT OR IGNORE INTO recipients (message_id, rcpt, state) VALUES (?, ?, 'pending')`);
     for (const rcpt of m.recipients) addRcpt.run(id, rcpt);
-    this.appendLog(id, now, 'accepted', null, m.recipients, null, null);
+    const logFrom = this.appendLog(id, now, 'accepted', null, m.recipients, null, null);
+    this.sql(`UPDATE messages SET log_from = ? WHERE id = ?`).run(logFrom, id);
     return id;
   }
 
@@ -269,9 +270,11 @@ export class SpoolStore {
         .all(before) as number[];
       for (const id of ids) {
         this.deleteBody(id);
-        for (const table of ['recipients', 'log']) this.sql(`DELETE FROM ${table} WHERE message_id = ?`).run(id);
+        this.sql(`DELETE FROM recipients WHERE message_id = ?`).run(id);
         this.sql(`DELETE FROM messages WHERE id = ?`).run(id);
       }
+      // One pass over the log (it has no index on message_id).
+      if (ids.length > 0) this.sql(`DELETE FROM log WHERE message_id IN (SELECT value FROM json_each(?))`).run(JSON.stringify(ids));
       return ids.length;
     })();
   }
@@ -286,9 +289,10 @@ export class SpoolStore {
     this.sql(`DELETE FROM body_chunks WHERE message_id = ?`).run(id);
   }
 
-  private appendLog(id: number, at: number, event: string, upstream: string | null, rcpts: string[], reply: string | null, durationMs: number | null): void {
-    this.sql(`INSERT INTO log (at, message_id, event, upstream, recipients, reply, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+  private appendLog(id: number, at: number, event: string, upstream: string | null, rcpts: string[], reply: string | null, durationMs: number | null): number {
+    const info = this.sql(`INSERT INTO log (at, message_id, event, upstream, recipients, reply, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`)
       .run(at, id, event, upstream, rcpts.join('\n'), reply, durationMs);
+    return Number(info.lastInsertRowid);
   }
 
   private emit(e: Omit<MessageEvent, 'at'> & { at?: Date }): void {
