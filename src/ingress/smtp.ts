@@ -10,6 +10,7 @@ import { CrlfNormalizer } from '../message/crlf.js';
 import { HEADER_SCAN_BYTES, subjectOf } from '../message/headers.js';
 import type { BodyWriter } from '../spool/body.js';
 import type { SpoolStore } from '../spool/store.js';
+import { noteStreamedBytes } from '../memory.js';
 import { removeGreetingDelay } from './greetDelay.js';
 import { PasswordVerifier } from './passwords.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
@@ -236,6 +237,7 @@ export class SmtpIngress {
         }
         try {
           writer.write(chunk);
+          noteStreamedBytes(chunk.length);
         } catch (err) {
           storeError = err;
           this.discard(writer);

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { SpoolDb } from './db.js';
 import { withoutSync } from './db.js';
+import { noteStreamedBytes } from '../memory.js';
 
 /** Bodies up to this size are stored inline in one row; bigger ones go to body_chunks in pieces this size. */
 export const CHUNK_BYTES = 256 * 1024;
@@ -107,6 +108,7 @@ export function readBody(db: SpoolDb, id: number): Readable {
     for (let seq = 0; ; seq++) {
       const data = chunk.get(id, seq) as Buffer | undefined;
       if (!data) return;
+      noteStreamedBytes(data.length);
       yield data;
     }
   }
