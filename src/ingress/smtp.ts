@@ -1,6 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type pino from 'pino';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerError, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
@@ -11,6 +10,7 @@ import { HEADER_SCAN_BYTES, subjectOf } from '../message/headers.js';
 import type { BodyWriter } from '../spool/body.js';
 import type { SpoolStore } from '../spool/store.js';
 import { noteStreamedBytes } from '../memory.js';
+import { drain } from '../streams.js';
 import { removeGreetingDelay } from './greetDelay.js';
 import { PasswordVerifier } from './passwords.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
@@ -246,7 +246,7 @@ export class SmtpIngress {
       },
     });
     try {
-      await pipeline(stream, new CrlfNormalizer(), sink);
+      await drain(stream, new CrlfNormalizer(), sink);
     } catch (err) {
       this.discard(writer);
       this.logger.debug({ address: session.remoteAddress, err: (err as Error).message }, 'smtp client went away during DATA');

@@ -1,4 +1,5 @@
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { chain } from '../streams.js';
 import { findHeaderSection, fixHeaders, MAX_LINE_OCTETS, type FixupContext } from './fixups.js';
 
 /** The most of a message held to find its header section; a bigger header passes as it is. */
@@ -18,9 +19,8 @@ export interface StreamFixupContext extends FixupContext {
  * targets (Gmail, M365, the providers) takes 8-bit data.
  */
 export function applyFixups(raw: Readable, ctx: StreamFixupContext): Readable {
-  // pipeline forwards an error of the source and, when the consumer destroys the output, closes
-  // the source (the spool reader) too.
-  return pipeline(raw, new MessageFixer(ctx), () => undefined);
+  // An error of the source (the spool reader) fails the output; a consumer that gives up closes it.
+  return chain(raw, new MessageFixer(ctx));
 }
 
 class MessageFixer extends Transform {
