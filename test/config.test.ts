@@ -2,21 +2,12 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../src/config/duration.js';
-import { ConfigError, parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/config/load.js';
+import { configProblems, FILE_UPSTREAM } from './helpers/config.js';
 import { isFqdn, networkMatcher } from '../src/config/net.js';
 import { tempDir } from './helpers/tmp.js';
 
-const FILE_UPSTREAM = 'upstreams: [{ name: out, type: file, dir: ./out }]';
-
-function problems(yaml: string): string[] {
-  try {
-    parseConfig(yaml);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problems = configProblems;
 
 describe('configuration', () => {
   it('fills SPEC defaults for a minimal file', () => {

@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/config/load.js';
+import { configProblems, FILE_UPSTREAM } from './helpers/config.js';
 import { nodeIdOf } from '../src/config/mqtt.js';
 import { renderBody, renderDigest, renderSubject, renderTemplate } from '../src/ingress/alertTemplate.js';
 import { discoveryMessages, upstreamStateTemplate } from '../src/status/homeassistant.js';
 import { topicMatches } from '../src/status/mqttClient.js';
 
-const FILE_UPSTREAM = 'upstreams: [{ name: out, type: file, dir: ./out }]';
-
-function problems(yaml: string): string[] {
-  try {
-    parseConfig(yaml);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problems = configProblems;
 
 const input = (payload: string, topic = 'sensors/freezer/alert') => ({ topic, payload: Buffer.from(payload), at: new Date('2026-11-01T10:00:00Z') });
 
