@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import type { RelayEvents } from '../events.js';
-import type { AttemptRecord, ClaimedMessage, SpoolStore } from '../spool/store.js';
+import type { AttemptRecord, ClaimedMessage, DeliveryOutcome, SpoolStore } from '../spool/store.js';
 import type { Upstream } from '../upstreams/types.js';
 import { deliverRound } from './attempt.js';
 import { UpstreamHolds } from './holds.js';
@@ -36,7 +36,10 @@ export interface SchedulerOptions {
  */
 export class DeliveryScheduler {
   static readonly RECHECK_MS = 5_000;
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Deliveries talking to an upstream; each holds one of `concurrency` slots. */
+  private readonly sending = new Set<Promise<void>>();
+  /** Outcomes on their way into the spool. */
+  private readonly recording = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private wakeQueued = false;
   private running = false;
@@ -74,49 +77,63 @@ export class DeliveryScheduler {
   async stop(graceMs: number): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
-    if (this.inFlight.size === 0) return;
+    const pending = [...this.sending, ...this.recording];
+    if (pending.length === 0) return;
     let timeout: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (timeout = setTimeout(r, graceMs)))]);
+    await Promise.race([Promise.allSettled(pending), new Promise((r) => (timeout = setTimeout(r, graceMs)))]);
     clearTimeout(timeout);
   }
 
   /** Delivers one claimed message now (send-test); resolves when the outcome is recorded. */
   deliverClaimed(message: ClaimedMessage): Promise<void> {
-    return this.deliver(message);
+    return this.startDelivery(message).recorded;
   }
 
   private pump(): void {
     if (!this.running) return;
     clearTimeout(this.timer);
     const { spool, delivery, logger } = this.options;
-    const free = delivery.concurrency - this.inFlight.size;
+    const free = delivery.concurrency - this.sending.size;
     try {
       for (const message of spool.claimDue(Date.now(), free)) {
-        const job = this.deliver(message).finally(() => {
-          this.inFlight.delete(job);
+        const job = this.startDelivery(message).sent.finally(() => {
+          this.sending.delete(job);
           this.wake();
         });
-        this.inFlight.add(job);
+        this.sending.add(job);
       }
     } catch (err) {
       logger.error({ err }, 'cannot read the spool; retrying shortly');
     }
-    if (this.inFlight.size >= delivery.concurrency) return; // a finishing delivery pumps again
+    if (this.sending.size >= delivery.concurrency) return; // a finishing delivery pumps again
     const next = safe(() => spool.nextDueAt());
     const delay = next === null ? DeliveryScheduler.RECHECK_MS : Math.max(0, next - Date.now());
     this.timer = setTimeout(() => this.pump(), Math.min(delay, DeliveryScheduler.RECHECK_MS));
     this.timer.unref();
   }
 
-  private async deliver(message: ClaimedMessage): Promise<void> {
-    try {
-      await this.deliverOnce(message);
-    } finally {
-      this.options.spool.release(message.id);
-    }
+  /**
+   * A delivery slot is free again as soon as the upstream has answered; the outcome is committed
+   * with the next batch meanwhile (the spool keeps the message claimed until then), so a slow
+   * commit never holds back the next message.
+   */
+  private startDelivery(message: ClaimedMessage): { sent: Promise<void>; recorded: Promise<void> } {
+    const { spool, logger } = this.options;
+    const outcome = this.attempt(message);
+    const recorded: Promise<void> = outcome
+      .then((result) => spool.recordOutcome(message.id, result))
+      // The message stays `delivering` and is put back at the next start; delivering twice beats losing it.
+      .catch((err: unknown) => logger.error({ err, id: message.id }, 'cannot record the delivery outcome'))
+      .finally(() => {
+        spool.release(message.id);
+        this.recording.delete(recorded);
+        this.wake();
+      });
+    this.recording.add(recorded);
+    return { sent: outcome.then(noop, noop), recorded };
   }
 
-  private async deliverOnce(message: ClaimedMessage): Promise<void> {
+  private async attempt(message: ClaimedMessage): Promise<DeliveryOutcome> {
     const { spool, delivery, logger, events } = this.options;
     const body = this.outgoing.body(message, () => spool.body(message.id));
     const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message) };
@@ -142,12 +159,7 @@ export class DeliveryScheduler {
         });
       }
     }
-    try {
-      await spool.recordOutcome(message.id, { records, retryAt });
-    } catch (err) {
-      // The message stays `delivering` and is put back at the next start; delivering twice beats losing it.
-      logger.error({ err, id: message.id }, 'cannot record the delivery outcome');
-    }
+    return { records, retryAt };
   }
 
   /** `send-test --upstream` pins one upstream; otherwise the routes decide, per recipient. */
@@ -157,6 +169,8 @@ export class DeliveryScheduler {
     return this.router.plan(message.mailFrom, message.recipients);
   }
 }
+
+function noop(): void {}
 
 function safe<T>(fn: () => T): T | null {
   try {
