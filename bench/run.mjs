@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { buildBigMessage } from './lib/bigmsg.mjs';
 import { FROM, TO, loadGenerator } from './lib/load.mjs';
 import { POSTFIX_PORT, SINK_PORT, postfixMissing, startPostfix } from './lib/postfix.mjs';
-import { cpuMs, diskFor, dirSize, io, rss } from './lib/proc.mjs';
+import { cpuMs, diskFor, dirSize, io, rss, rssDetail, threadCpuMs } from './lib/proc.mjs';
 import { CLI, REPO, relayboxBuilt, startRelaybox } from './lib/relaybox.mjs';
 import { renderReport } from './lib/report.mjs';
 import { bigMessage, idle, latency, syncCalls, throughput } from './lib/scenarios.mjs';
@@ -20,6 +20,7 @@ import { canConnect, freePort, log } from './lib/util.mjs';
 const HELP = `usage: node bench/run.mjs [options]
   --quick              1000 messages, 50 latency samples, no strace pass, short settle
   --messages N         messages in the throughput run (default 5000)
+  --runs N             throughput runs, Postfix and relaybox taking turns; the median is reported (default 3, --quick 1)
   --sessions N         parallel client sessions (default 10, like smtp-source -s 10)
   --latency N          messages in the latency run (default 200)
   --big-mib N          size of the big message in MiB (default 30)
@@ -31,11 +32,12 @@ const HELP = `usage: node bench/run.mjs [options]
   --node-args="..."    extra node flags for relaybox, e.g. --node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
   --out FILE           Markdown output (default bench/results.md); --json FILE for raw numbers
   --keep               keep the temp dirs (spool, config, relaybox log)
-environment: RELAYBOX_CLI=/path/to/dist/cli.js benchmarks another relaybox build (A/B runs)`;
+environment: RELAYBOX_CLI=/path/to/dist/cli.js benchmarks another relaybox build (A/B runs);
+  RELAYBOX_LABEL names it in the report`;
 
 const { values: opt } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false }, messages: { type: 'string' }, sessions: { type: 'string', default: '10' },
+    quick: { type: 'boolean', default: false }, messages: { type: 'string' }, runs: { type: 'string' }, sessions: { type: 'string', default: '10' },
     latency: { type: 'string' }, 'big-mib': { type: 'string', default: '30' }, only: { type: 'string' },
     'no-postfix': { type: 'boolean', default: false }, 'no-relaybox': { type: 'boolean', default: false },
     'no-strace': { type: 'boolean', default: false }, loadgen: { type: 'string' }, concurrency: { type: 'string', default: '4' },
@@ -47,6 +49,7 @@ if (opt.help) { console.log(HELP); process.exit(0); }
 
 const messages = Number(opt.messages ?? (opt.quick ? 1000 : 5000));
 const sessions = Number(opt.sessions);
+const runs = Math.max(1, Number(opt.runs ?? (opt.quick ? 1 : 3)));
 const latencyCount = Number(opt.latency ?? (opt.quick ? 50 : 200));
 const settleMs = opt.quick ? 2000 : 5500;
 const only = new Set((opt.only ?? 'throughput,sync,latency,big').split(','));
@@ -68,12 +71,13 @@ function environment() {
   if (process.env.RELAYBOX_CLI) notes.push(`relaybox build under test: ${CLI} (RELAYBOX_CLI).`);
   if (loadgen.name === 'node') notes.push('Load generator: the Node stand-in for smtp-source (one message per connection, same shape).');
   let relayboxCommit = null;
-  try { relayboxCommit = execFileSync('git', ['-C', REPO, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim(); } catch {}
+  if (process.env.RELAYBOX_LABEL || process.env.RELAYBOX_CLI) relayboxCommit = process.env.RELAYBOX_LABEL ?? CLI;
+  else try { relayboxCommit = execFileSync('git', ['-C', REPO, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim(); } catch {}
   return {
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model?.trim(),
     memBytes: os.totalmem(), kernel: os.release(), node: process.version, disk, relayboxCommit, sessions, loadgen: loadgen.name,
     usePostfix: !missing && !opt['no-postfix'] && process.getuid?.() === 0, loadgenImpl: loadgen, latencyGapMs: 20,
-    argv: process.argv.slice(2).join(' '), notes,
+    argv: process.argv.slice(2).join(' '), notes, bigMiB: Number(opt['big-mib']),
   };
 }
 
@@ -88,31 +92,15 @@ async function step(section, name, fn) {
   }
 }
 
-async function benchPostfix(ctx) {
-  const out = {};
-  if (await canConnect(POSTFIX_PORT)) log(`note: something already listens on ${POSTFIX_PORT}; the setup script restarts Postfix`);
-  const pf = startPostfix();
-  cleanups.push(() => pf.stop());
-  ctx.env.postfixVersion = pf.version;
-  try {
-    await step(out, 'idle', () => idle(pf, { disk }));
-    await step(out, 'throughput', () => throughput(pf, { ...ctx, settleMs }));
-    await step(out, 'sync', () => { pf.clearQueue(); return syncCalls(pf, { ...ctx, messages: Math.min(messages, 2000), dir: tmp }); });
-    await step(out, 'latency', () => latency(pf, { sink: ctx.sink, count: latencyCount, gapMs: ctx.env.latencyGapMs }));
-    await step(out, 'big', () => bigMessage(pf, { sink: ctx.sink, msg: ctx.msg, idleMemory: pf.memory() }));
-  } finally {
-    pf.stop();
-    cleanups.pop();
-  }
-  return out;
-}
-
 /** A fresh relaybox (fresh data_dir) for one measurement. */
 async function withRelaybox(ctx, out, fn) {
   const rb = await startRelaybox({ sinkPort: ctx.sink.port, concurrency: Number(opt.concurrency), tmpRoot: tmp, nodeArgs: opt['node-args'].split(' ').filter(Boolean) });
   const stop = () => rb.stop();
   cleanups.push(stop);
-  const target = { name: 'relaybox', port: rb.port, pid: rb.pid, pids: () => [rb.pid], memory: () => rss(rb.pid), cpuMs: () => cpuMs(rb.pid), io: () => io(rb.pid) };
+  const target = {
+    name: 'relaybox', port: rb.port, pid: rb.pid, pids: () => [rb.pid],
+    memory: () => rss(rb.pid), memoryDetail: () => rssDetail(rb.pid), cpuMs: () => cpuMs(rb.pid), mainThreadCpuMs: () => threadCpuMs(rb.pid), io: () => io(rb.pid),
+  };
   try {
     return await fn(target, rb);
   } finally {
@@ -124,24 +112,52 @@ async function withRelaybox(ctx, out, fn) {
   }
 }
 
-async function benchRelaybox(ctx) {
-  const out = {};
-  if (!relayboxBuilt()) return { skipped: 'dist/cli.js is missing: run `npm run build` first' };
-  await step(out, 'throughput', () => withRelaybox(ctx, out, async (t, rb) => {
-    out.idle = await idle(t, { disk });
-    const r = await throughput(t, { ...ctx, settleMs });
-    const size = dirSize(rb.dataDir);
-    out.spool = { ...size, files: execFileSync('ls', ['-s', '-h', rb.dataDir], { encoding: 'utf8' }).trim().split('\n').slice(1).join(', ') };
-    return r;
-  }));
-  if (!only.has('throughput')) await withRelaybox(ctx, out, async (t) => { out.idle = await idle(t, { disk }); });
+/** Throughput `runs` times, Postfix and relaybox taking turns, so drift on a shared host hits both. */
+async function throughputRuns(ctx, pf, rbOut, pfOut) {
+  const rbRuns = [];
+  const pfRuns = [];
+  for (let run = 0; run < runs; run++) {
+    if (pf) {
+      if (run === 0) await step(pfOut, 'idle', () => idle(pf, { disk }));
+      pf.clearQueue();
+      await step(pfOut, 'throughput', async () => pfRuns[pfRuns.push(await throughput(pf, { ...ctx, settleMs })) - 1]);
+    }
+    if (rbOut) {
+      await step(rbOut, 'throughput', () => withRelaybox(ctx, rbOut, async (t, rb) => {
+        const idleNow = await idle(t, { disk });
+        rbOut.idle ??= idleNow;
+        const r = await throughput(t, { ...ctx, settleMs });
+        rbOut.spool ??= { ...dirSize(rb.dataDir), files: execFileSync('ls', ['-s', '-h', rb.dataDir], { encoding: 'utf8' }).trim().split('\n').slice(1).join(', ') };
+        rbRuns.push(r);
+        return r;
+      }));
+    }
+  }
+  // The run with the median relay rate stands for all; the others are listed in the notes.
+  const pick = (list, out) => {
+    if (list.length === 0) return;
+    const sorted = [...list].sort((a, b) => a.relayRate - b.relayRate);
+    out.throughput = sorted[Math.floor((sorted.length - 1) / 2)];
+    out.throughputRuns = list.map((r) => ({ acceptRate: r.acceptRate, relayRate: r.relayRate }));
+  };
+  pick(pfRuns, pfOut);
+  if (rbOut) pick(rbRuns, rbOut);
+}
+
+async function postfixRest(ctx, pf, out) {
+  await step(out, 'sync', () => { pf.clearQueue(); return syncCalls(pf, { ...ctx, messages: Math.min(messages, 2000), dir: tmp }); });
+  await step(out, 'latency', () => latency(pf, { sink: ctx.sink, count: latencyCount, gapMs: ctx.env.latencyGapMs }));
+  await step(out, 'big', () => bigMessage(pf, { sink: ctx.sink, msg: ctx.msg, idleMemory: pf.memory() }));
+}
+
+async function relayboxRest(ctx, out) {
+  if (!out.idle) await step(out, 'idle', () => withRelaybox(ctx, out, (t) => idle(t, { disk })));
   await step(out, 'sync', () => withRelaybox(ctx, out, (t) => syncCalls(t, { ...ctx, messages: Math.min(messages, 2000), dir: tmp })));
   await step(out, 'latency', () => withRelaybox(ctx, out, (t) => latency(t, { sink: ctx.sink, count: latencyCount, gapMs: ctx.env.latencyGapMs })));
   await step(out, 'big', () => withRelaybox(ctx, out, async (t) => {
     const before = await idle(t, { disk });
     return bigMessage(t, { sink: ctx.sink, msg: ctx.msg, idleMemory: before.memory });
   }));
-  return out;
 }
 
 async function main() {
@@ -152,6 +168,11 @@ async function main() {
   cleanups.push(() => sink.stop());
   const ctx = { env, sink, load: env.loadgenImpl, messages, sessions, disk };
   delete env.loadgenImpl;
+  results.postfix = env.usePostfix ? {} : { skipped: opt['no-postfix'] ? '--no-postfix' : 'Postfix not installed, or not running as root' };
+  if (opt['no-relaybox']) results.relaybox = { skipped: '--no-relaybox' };
+  else if (!relayboxBuilt()) results.relaybox = { skipped: `${CLI} is missing: run \`npm run build\` first` };
+  else results.relaybox = {};
+  const rbOut = results.relaybox.skipped ? null : results.relaybox;
   try {
     results.clock = await sink.clockCheck();
     if (only.has('big')) {
@@ -162,9 +183,26 @@ async function main() {
       const sinkTarget = { name: 'sink alone', port: sink.port, memory: () => NaN, cpuMs: () => sink.cpuMs(), io: () => null };
       results.sinkAlone = await throughput(sinkTarget, { ...ctx, settleMs: 0 });
     }
-    if (env.usePostfix) results.postfix = await benchPostfix(ctx);
-    else results.postfix = { skipped: opt['no-postfix'] ? '--no-postfix' : 'Postfix not installed, or not running as root' };
-    results.relaybox = opt['no-relaybox'] ? { skipped: '--no-relaybox' } : await benchRelaybox(ctx);
+    let pf = null;
+    if (env.usePostfix) {
+      if (await canConnect(POSTFIX_PORT)) log(`note: something already listens on ${POSTFIX_PORT}; the setup script restarts Postfix`);
+      pf = startPostfix();
+      env.postfixVersion = pf.version;
+      pf.cleanup = () => pf.stop();
+      cleanups.push(pf.cleanup);
+    }
+    if (only.has('throughput')) await throughputRuns(ctx, pf, rbOut, results.postfix);
+    if (pf) {
+      await postfixRest(ctx, pf, results.postfix);
+      pf.stop();
+      cleanups.splice(cleanups.indexOf(pf.cleanup), 1);
+    }
+    if (rbOut) await relayboxRest(ctx, rbOut);
+  } catch (err) {
+    // Whatever was measured before the failure is still worth a report.
+    log(err.stack ?? String(err));
+    env.notes.push(`The run stopped early: ${String(err.message ?? err).split('\n')[0]}`);
+    process.exitCode = 1;
   } finally {
     await cleanup();
   }

@@ -18,6 +18,13 @@ export function rss(pid) {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** VmRSS split: RssAnon (heap, stacks: the process's own) and RssFile (mapped binaries: node's text, shared). */
+export function rssDetail(pid) {
+  const st = read(`/proc/${pid}/status`) ?? '';
+  const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
+}
+
 /** Proportional set size in bytes (shared pages split between sharers), or 0. */
 export function pss(pid) {
   const m = /^Pss:\s+(\d+) kB/m.exec(read(`/proc/${pid}/smaps_rollup`) ?? '');
@@ -50,6 +57,22 @@ export function cpuMs(pid, { children = false } = {}) {
   let ticks = Number(s.f[11]) + Number(s.f[12]);
   if (children) ticks += Number(s.f[13]) + Number(s.f[14]);
   return ticks * TICK_MS;
+}
+
+/** CPU ms of one thread (the main thread of a Node process has tid == pid). */
+export function threadCpuMs(pid, tid = pid) {
+  const text = read(`/proc/${pid}/task/${tid}/stat`);
+  if (!text) return NaN;
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
+
+/** Whole-machine CPU: busy and total jiffies from /proc/stat (all cores). */
+export function machineCpu() {
+  const f = (read('/proc/stat') ?? '').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const idleAll = f[3] + f[4];
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idleAll, total };
 }
 
 /** `pid` and all its descendants alive now. */
@@ -138,5 +161,9 @@ export function sampler(measure, everyMs = 50, maxMs = 600_000) {
   };
   const timer = setInterval(tick, everyMs);
   tick();
-  return { stop() { clearInterval(timer); tick(); return { peak, samples }; } };
+  return {
+    /** Peak so far, without stopping. */
+    peak: () => peak,
+    stop() { clearInterval(timer); tick(); return { peak, samples }; },
+  };
 }

@@ -22,6 +22,8 @@ function configYaml({ port, sinkPort, dataDir, concurrency }) {
     `smtp: { listen: ["127.0.0.1:${port}"], tls: { mode: none } }`,
     `upstreams: [{ name: sink, type: smtp, host: 127.0.0.1, port: ${sinkPort}, security: none }]`,
     `delivery: { concurrency: ${concurrency} }`,
+    // The console stays on, as on a real box, but on a free port.
+    'http: { listen: "127.0.0.1:0" }',
     'log: { level: warn }',
     '',
   ].join('\n');
@@ -37,7 +39,8 @@ export async function startRelaybox({ sinkPort, concurrency = 4, tmpRoot = tmpdi
   const dataDir = join(dir, 'spool');
   const configPath = join(dir, 'relaybox.yaml');
   writeFileSync(configPath, configYaml({ port, sinkPort, dataDir, concurrency }));
-  const argv = [...wrap, process.execPath, ...nodeArgs, CLI, 'serve', '--config', configPath];
+  // As the packaged service runs it (deploy/relaybox.sh): a small young generation.
+  const argv = [...wrap, process.execPath, '--max-semi-space-size=1', ...nodeArgs, CLI, 'serve', '--config', configPath];
   const child = spawn(argv[0], argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const logPath = join(dir, 'relaybox.log');
   const out = createWriteStream(logPath);

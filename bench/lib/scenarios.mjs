@@ -1,6 +1,6 @@
 // The measurements, each against a "target" (relaybox or Postfix) that exposes:
 //   { name, port, memory(), cpuMs(), io() (per-process /proc io or null), pids() }
-import { diskDelta, diskstats, sampler } from './proc.mjs';
+import { cpuMs, diskDelta, diskstats, machineCpu, sampler } from './proc.mjs';
 import { SmtpConn, smallMessage } from './smtp-client.mjs';
 import { FROM, TO } from './load.mjs';
 import { straceAttach } from './strace.mjs';
@@ -11,22 +11,28 @@ export async function idle(target, { ms = 5000, disk }) {
   const d0 = diskstats(disk);
   await sleep(ms);
   const noise = diskDelta(d0, diskstats(disk));
-  return { memory: target.memory(), noiseBytesPerS: noise ? (noise.writeBytes * 1000) / ms : NaN, noiseFlushesPerS: noise ? (noise.flushes * 1000) / ms : NaN };
+  return { memory: target.memory(), detail: target.memoryDetail?.(), noiseBytesPerS: noise ? (noise.writeBytes * 1000) / ms : NaN, noiseFlushesPerS: noise ? (noise.flushes * 1000) / ms : NaN };
 }
 
 /** N small messages from the load generator; accept rate, relay rate, CPU, writes per message. */
 export async function throughput(target, { sink, load, messages, sessions, disk, settleMs = 5500 }) {
   sink.reset();
-  const before = { t: nowMs(), cpu: target.cpuMs(), io: target.io(), disk: diskstats(disk), sinkCpu: sink.cpuMs() };
+  // The bench process's own CPU plus its reaped children's: the load generator (smtp-source or in-process).
+  const loadCpu = () => cpuMs(process.pid, { children: true });
+  const before = {
+    t: nowMs(), cpu: target.cpuMs(), main: target.mainThreadCpuMs?.(), machine: machineCpu(), load: loadCpu(),
+    io: target.io(), disk: diskstats(disk), sinkCpu: sink.cpuMs(),
+  };
   log(`${target.name}: ${load.name} -s ${sessions} -m ${messages} -l 1024`);
   const res = await load.run({ port: target.port, sessions, messages, payload: 1024 });
   const tAccepted = nowMs();
+  const machine = machineCpu();
   const n = res.ok;
   let complete = true;
   await sink.waitCount(n, 60_000 + messages * 50).catch((err) => { complete = false; log(`${target.name}: ${err.message}`); });
   const arrived = sink.arrivals.length;
   const last = sink.arrivals[arrived - 1]?.t ?? NaN;
-  const relayed = { t: nowMs(), cpu: target.cpuMs(), sinkCpu: sink.cpuMs() };
+  const relayed = { t: nowMs(), cpu: target.cpuMs(), main: target.mainThreadCpuMs?.(), sinkCpu: sink.cpuMs(), machine: machineCpu(), load: loadCpu() };
   await sleep(settleMs); // the relay's own clean-up after delivery, and the file system's journal commit
   const io1 = target.io();
   const disk1 = diskDelta(before.disk, diskstats(disk));
@@ -40,6 +46,11 @@ export async function throughput(target, { sink, load, messages, sessions, disk,
     relayRate: (arrived * 1000) / (last - before.t),
     cpuMsPerMsg: (relayed.cpu - before.cpu) / n,
     sinkCpuShare: (relayed.sinkCpu - before.sinkCpu) / (relayed.t - before.t),
+    mainThreadShare: (relayed.main - before.main) / (relayed.t - before.t),
+    machineBusyShare: (machine.busy - before.machine.busy) / (machine.total - before.machine.total),
+    machineCpuMsPerMsg: ((relayed.machine.busy - before.machine.busy) * 10) / n,
+    loadCpuMsPerMsg: (relayed.load - before.load) / n,
+    sinkCpuMsPerMsg: (relayed.sinkCpu - before.sinkCpu) / n,
     io: ioDelta && { writeBytesPerMsg: ioDelta.writeBytes / n, wcharPerMsg: ioDelta.wchar / n, writeCallsPerMsg: ioDelta.syscw / n },
     disk: disk1 && { bytesPerMsg: disk1.writeBytes / n, flushesPerMsg: disk1.flushes / n, windowS: (nowMs() - before.t) / 1000 },
   };
@@ -50,16 +61,18 @@ export async function syncCalls(target, { sink, load, messages, sessions, dir })
   const tracer = await straceAttach(target.pids(), dir);
   sink.reset();
   let res;
-  let calls;
+  let summary;
   try {
     res = await load.run({ port: target.port, sessions, messages, payload: 1024 });
     await sink.waitCount(res.ok, 60_000 + messages * 100).catch((err) => log(`${target.name}: ${err.message}`));
     await sleep(1000);
   } finally {
-    calls = await tracer.stop();
+    summary = await tracer.stop();
   }
+  const { calls, seconds } = summary;
   const total = Object.values(calls).reduce((a, b) => a + b, 0);
-  return { messages: res.ok, calls, perMsg: total / res.ok };
+  const wall = Object.values(seconds).reduce((a, b) => a + b, 0);
+  return { messages: res.ok, calls, perMsg: total / res.ok, avgMs: total ? (wall * 1000) / total : NaN };
 }
 
 /** One message at a time to an idle sink: client's 250 → sink's end-of-DATA, same monotonic clock. */
@@ -116,12 +129,13 @@ export async function bigMessage(target, { sink, msg, idleMemory }) {
     return { error: String(err.message ?? err) };
   }
   await conn.quit();
+  const acceptPeak = s.peak(); // up to the 250: receiving and committing
   const a = await arrival.catch(() => null);
   await sleep(1000); // clean-up after delivery (deleting the body) is part of the job
   const { peak, samples } = s.stop();
   return {
     size: msg.size, samples,
-    idle: idleMemory, peak, delta: peak - idleMemory, after: target.memory(),
+    idle: idleMemory, peak, delta: peak - idleMemory, acceptDelta: acceptPeak - idleMemory, after: target.memory(),
     sendMs: r.t - r.dataStart,
     commitMs: r.t - r.dataSent,
     relayMs: a ? a.t - r.t : NaN,

@@ -11,7 +11,7 @@ export const straceAvailable = () => which('strace') !== null;
 
 export async function straceAttach(pids, dir) {
   const out = join(dir, `strace-${Date.now()}.txt`);
-  const args = ['-f', '-c', '-o', out, '-e', `trace=${SYNC_CALLS.join(',')}`, ...pids.flatMap((p) => ['-p', String(p)])];
+  const args = ['-f', '-c', '-w', '-o', out, '-e', `trace=${SYNC_CALLS.join(',')}`, ...pids.flatMap((p) => ['-p', String(p)])];
   const child = spawn(which('strace'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   let attached = 0;
@@ -34,13 +34,17 @@ export async function straceAttach(pids, dir) {
   };
 }
 
-/** `strace -c` table → { fsync: 1234, fdatasync: 0, ... } */
+/** `strace -c -w` table → { calls: { fsync: 1234, ... }, seconds: { fsync: 1.2, ... } } (seconds: wall time inside the call). */
 function parseSummary(text) {
   const calls = Object.fromEntries(SYNC_CALLS.map((c) => [c, 0]));
+  const seconds = Object.fromEntries(SYNC_CALLS.map((c) => [c, 0]));
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
     const name = f[f.length - 1];
-    if (name in calls && /^\d+$/.test(f[3] ?? '')) calls[name] = Number(f[3]);
+    if (name in calls && /^\d+$/.test(f[3] ?? '')) {
+      calls[name] = Number(f[3]);
+      seconds[name] = Number(f[1]);
+    }
   }
-  return calls;
+  return { calls, seconds };
 }
