@@ -13,6 +13,7 @@ import { noteStreamedBytes } from '../memory.js';
 import { drain } from '../streams.js';
 import { removeGreetingDelay } from './greetDelay.js';
 import { PasswordVerifier } from './passwords.js';
+import { REPLY, smtpError } from './replies.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
 
 export interface SmtpIngressOptions {
@@ -26,22 +27,6 @@ export interface SmtpIngressOptions {
 const SOCKET_TIMEOUT_MS = 60_000;
 removeGreetingDelay();
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-
-const REPLY = {
-  notAllowed: (address: string) => `5.7.1 Client address ${address} is not allowed`,
-  authRequired: '5.7.0 Authentication required',
-  badCredentials: '5.7.8 Authentication credentials invalid',
-  authUnavailable: '4.7.0 Temporary authentication failure',
-  relayDenied: (domain: string) => `5.7.1 relaying to ${domain} denied`,
-  tooBig: '5.3.4 Message size exceeds fixed maximum message size',
-  tryAgain: '4.3.0 Temporary failure, try again',
-  queued: (id: number) => `2.0.0 Ok: queued as ${id}`,
-  shuttingDown: '4.3.2 Server shutting down',
-};
-
-function smtpError(code: number, message: string): SMTPServerError {
-  return Object.assign(new Error(message), { responseCode: code });
-}
 
 /**
  * The SMTP side devices talk to. Every message is streamed into the spool and committed (fsynced)

@@ -3,45 +3,9 @@ import type { MessageEvent, RelayEvents } from '../events.js';
 import { BodyWriter, readBody } from './body.js';
 import type { SpoolDb } from './db.js';
 import { GroupCommit } from './groupCommit.js';
+import type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
-export interface AcceptedMessage {
-  mailFrom: string;
-  recipients: string[];
-  client?: string | null;
-  authUser?: string | null;
-  subject?: string | null;
-  /** Deliver through this upstream only (send-test --upstream). */
-  onlyUpstream?: string | null;
-}
-
-export interface ClaimedMessage {
-  id: number;
-  mailFrom: string;
-  /** Recipients not yet delivered or failed. */
-  recipients: string[];
-  size: number;
-  attempts: number;
-  queuedAt: number;
-  onlyUpstream: string | null;
-}
-
-/** One upstream's answer for some recipients, as the delivery log keeps it. */
-export interface AttemptRecord {
-  event: 'delivered' | 'deferred' | 'failed';
-  upstream: string | null;
-  recipients: string[];
-  reply: string;
-  durationMs: number;
-}
-
-/**
- * The outcome of one delivery round. Recipients named in a `delivered` or `failed` record are
- * final; the rest stay pending until `retryAt`.
- */
-export interface DeliveryOutcome {
-  records: AttemptRecord[];
-  retryAt: number;
-}
+export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
 type Row = Record<string, any>;
 

@@ -1,0 +1,18 @@
+import type { SMTPServerError } from 'smtp-server';
+
+/** What devices hear from relaybox: enhanced status codes written into the text (smtp-server's own would guess them). */
+export const REPLY = {
+  notAllowed: (address: string) => `5.7.1 Client address ${address} is not allowed`,
+  authRequired: '5.7.0 Authentication required',
+  badCredentials: '5.7.8 Authentication credentials invalid',
+  authUnavailable: '4.7.0 Temporary authentication failure',
+  relayDenied: (domain: string) => `5.7.1 relaying to ${domain} denied`,
+  tooBig: '5.3.4 Message size exceeds fixed maximum message size',
+  tryAgain: '4.3.0 Temporary failure, try again',
+  queued: (id: number) => `2.0.0 Ok: queued as ${id}`,
+  shuttingDown: '4.3.2 Server shutting down',
+};
+
+export function smtpError(code: number, message: string): SMTPServerError {
+  return Object.assign(new Error(message), { responseCode: code });
+}

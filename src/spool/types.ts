@@ -1,0 +1,40 @@
+/** What goes into the spool and what delivery gets back out of it. */
+
+export interface AcceptedMessage {
+  mailFrom: string;
+  recipients: string[];
+  client?: string | null;
+  authUser?: string | null;
+  subject?: string | null;
+  /** Deliver through this upstream only (send-test --upstream). */
+  onlyUpstream?: string | null;
+}
+
+export interface ClaimedMessage {
+  id: number;
+  mailFrom: string;
+  /** Recipients not yet delivered or failed. */
+  recipients: string[];
+  size: number;
+  attempts: number;
+  queuedAt: number;
+  onlyUpstream: string | null;
+}
+
+/** One upstream's answer for some recipients, as the delivery log keeps it. */
+export interface AttemptRecord {
+  event: 'delivered' | 'deferred' | 'failed';
+  upstream: string | null;
+  recipients: string[];
+  reply: string;
+  durationMs: number;
+}
+
+/**
+ * The outcome of one delivery round. Recipients named in a `delivered` or `failed` record are
+ * final; the rest stay pending until `retryAt`.
+ */
+export interface DeliveryOutcome {
+  records: AttemptRecord[];
+  retryAt: number;
+}
