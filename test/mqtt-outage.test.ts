@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import selfsigned from 'selfsigned';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../src/config/load.js';
 import { RelayEvents } from '../src/events.js';
@@ -12,7 +11,7 @@ import { BrokerConnection } from '../src/status/mqttClient.js';
 import { StatusTracker } from '../src/status/tracker.js';
 import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
 import { Mosquitto, Watcher } from './helpers/mosquitto.js';
-import { TestUpstream } from './helpers/testUpstream.js';
+import { certificate, TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 
 const P = 'relaybox/relaybox_test_example';
@@ -90,17 +89,8 @@ describe('MQTT broker outages', () => {
   });
 
   it('connects over mqtts:// with a CA file, and refuses a broker certificate it cannot verify', async () => {
-    const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      extensions: [
-        { name: 'basicConstraints', cA: true },
-        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true },
-        { name: 'extKeyUsage', serverAuth: true },
-        { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
-      ],
-    });
-    const broker = await Mosquitto.start({ tls: { cert: pems.cert, key: pems.private } });
+    const pems = await certificate();
+    const broker = await Mosquitto.start({ tls: { cert: pems.cert, key: pems.key } });
     const dir = tempDir();
     const ca = join(dir, 'broker-ca.pem');
     writeFileSync(ca, pems.cert);

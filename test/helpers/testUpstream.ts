@@ -57,8 +57,8 @@ function take(failure: Failure | null): Failure | null {
 
 let certPromise: Promise<{ cert: string; key: string }> | undefined;
 
-/** One self-signed certificate per test process: RSA key generation is slow on small CI boxes. */
-function certificate(): Promise<{ cert: string; key: string }> {
+/** One self-signed localhost certificate per test process: RSA key generation is slow on small CI boxes. */
+export function certificate(): Promise<{ cert: string; key: string }> {
   certPromise ??= selfsigned
     .generate([{ name: 'commonName', value: 'localhost' }], {
       keySize: 2048,
