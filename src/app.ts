@@ -114,8 +114,7 @@ export class RelayApp {
       }
       await scheduler.stop(config.delivery.shutdown_grace);
       await Promise.allSettled(upstreams.map((u) => u.close()));
-      spool.flush();
-      db.close();
+      spool.close();
       logger.info('relaybox stopped');
     })();
     return this.stopping;

@@ -51,7 +51,7 @@ export async function startIngress(smtp: Record<string, unknown> = {}, dataDir?:
     },
     close: async (options) => {
       await ingress.stop();
-      db.close();
+      spool.close();
       if (!options?.keepDir) await rm(dir, { recursive: true, force: true });
     },
   };

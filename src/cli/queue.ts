@@ -77,8 +77,7 @@ export function registerQueueCommands(program: Command): void {
         if (!store.retry(id)) throw new CliError(`message ${id} is not waiting or failed (see: relaybox queue show ${id})`);
         process.stdout.write(`message ${id} queued again\n`);
       } finally {
-        store.flush();
-        db.close();
+        store.close();
       }
     });
 
@@ -91,7 +90,7 @@ export function registerQueueCommands(program: Command): void {
       const store = new SpoolStore(db);
       const id = parseId(idText);
       const dropped = store.drop(id);
-      db.close();
+      store.close();
       if (!dropped) throw new CliError(`message ${id} cannot be dropped (unknown, or already delivered or dropped)`);
       process.stdout.write(`message ${id} dropped\n`);
     });

@@ -70,8 +70,7 @@ export function registerSendTest(program: Command): void {
         if (outcome.state !== 'delivered') throw new CliError(`test message ${id} was not delivered: ${last?.reply ?? outcome.state}`);
       } finally {
         await Promise.allSettled(upstreams.map((u) => u.close()));
-        store.flush();
-        db.close();
+        store.close();
       }
     });
 }

@@ -106,8 +106,7 @@ export class DeliveryScheduler {
       logger.error({ err }, 'cannot read the spool; retrying shortly');
     }
     if (this.sending.size >= delivery.concurrency) return; // a finishing delivery pumps again
-    const next = safe(() => spool.nextDueAt());
-    const delay = next === null ? DeliveryScheduler.RECHECK_MS : Math.max(0, next - Date.now());
+    const delay = Math.max(0, spool.wakeAt() - Date.now());
     this.timer = setTimeout(() => this.pump(), Math.min(delay, DeliveryScheduler.RECHECK_MS));
     this.timer.unref();
   }
@@ -171,11 +170,3 @@ export class DeliveryScheduler {
 }
 
 function noop(): void {}
-
-function safe<T>(fn: () => T): T | null {
-  try {
-    return fn();
-  } catch {
-    return null;
-  }
-}

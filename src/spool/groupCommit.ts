@@ -1,62 +1,87 @@
 import type { SpoolDb } from './db.js';
+import { WalSync } from './walSync.js';
 
 interface Pending {
   work: () => unknown;
+  durable: boolean;
   resolve: (value: any) => void;
   reject: (err: unknown) => void;
 }
 
 /** How long a write that needs no fsync may wait for company (or for the next synced commit). */
 const LAZY_MS = 20;
-/** A synced commit this soon after the last one means devices are sending at once. */
-const BUSY_MS = 3;
 
 /**
  * Batches writes into shared transactions, because on an SD card the fsync, not the SQL, is the
- * cost. `durable` writes (a message about to be answered 250) commit in the next turn of the event
- * loop with an fsync, so ten devices sending at once share one. `lazy` writes (delivery outcomes:
- * losing one to a power cut means a resend, never a loss) ride along with the next durable commit,
- * or commit without an fsync within LAZY_MS. Each promise settles once its write is committed.
+ * cost. Commits never fsync on the event loop: `durable` writes (a message about to be answered
+ * 250) commit in the next turn of the loop and resolve once a WAL sync from the thread pool that
+ * started after their commit has finished. While one sync runs, new durable writes queue up and
+ * share the next commit and the next sync — ten devices sending at once cost one fsync, and a
+ * lone scanner's 250 waits for nothing else. `lazy` writes (delivery outcomes: losing one to a
+ * power cut means a resend, never a loss) ride along with the next commit, or commit within
+ * LAZY_MS. Each promise settles once its write is committed (and, if durable, synced).
  */
 export class GroupCommit {
   private pending: Pending[] = [];
-  private durableQueued = false;
   private immediate: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private busyTimer: NodeJS.Timeout | undefined;
-  private lastDurableAt = -Infinity;
+  /** Committed durable writes waiting for the next WAL sync. */
+  private unsynced: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  /** Those the running sync will settle. */
+  private inFlight: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  private syncing = false;
+  private readonly wal: WalSync | null;
 
-  constructor(private readonly db: SpoolDb) {}
+  constructor(private readonly db: SpoolDb) {
+    this.wal = WalSync.open(db.name);
+  }
 
   durable<T>(work: () => T): Promise<T> {
-    this.durableQueued = true;
-    if (!this.immediate && !this.busyTimer) {
-      // Busy (the last synced commit was moments ago): wait a millisecond for company, since
-      // more devices are mid-message. Idle: commit now, a lone scanner's 250 waits for nothing.
-      if (performance.now() - this.lastDurableAt < BUSY_MS) this.busyTimer = setTimeout(() => this.flush(), 1);
-      else this.immediate = setImmediate(() => this.flush());
-    }
-    return this.enqueue(work);
+    // While a sync runs, its end commits whatever queued meanwhile: one commit per sync.
+    if (!this.syncing) this.immediate ??= setImmediate(() => this.flush());
+    return this.enqueue(work, true);
   }
 
   lazy<T>(work: () => T): Promise<T> {
     this.timer ??= setTimeout(() => this.flush(), LAZY_MS);
-    return this.enqueue(work);
+    return this.enqueue(work, false);
   }
 
-  /** Commits whatever is queued now; also called before the database closes. */
+  /** Commits whatever is queued now; durable writes resolve after the sync that follows. */
   flush(): void {
     clearImmediate(this.immediate);
     clearTimeout(this.timer);
-    clearTimeout(this.busyTimer);
-    this.immediate = this.timer = this.busyTimer = undefined;
+    this.immediate = this.timer = undefined;
     const batch = this.pending;
-    const sync = this.durableQueued;
     this.pending = [];
-    this.durableQueued = false;
     if (batch.length === 0) return;
-    if (sync) this.lastDurableAt = performance.now();
-    this.db.pragma(`synchronous = ${sync ? 'FULL' : 'NORMAL'}`);
+    const sync = batch.some((item) => item.durable);
+    if (sync && !this.wal) {
+      this.commit(batch, 'FULL'); // no WAL file of our own to sync: let SQLite fsync
+      return;
+    }
+    this.commit(batch, 'NORMAL');
+    if (sync && !this.syncing) this.startSync();
+  }
+
+  /** Commits and syncs everything now, on this thread, then closes the database. */
+  close(): void {
+    this.flush();
+    const waiting = [...this.inFlight, ...this.unsynced];
+    this.unsynced = [];
+    this.inFlight = [];
+    try {
+      if (waiting.length > 0) this.wal?.syncNow();
+      for (const w of waiting) w.resolve();
+    } catch (err) {
+      for (const w of waiting) w.reject(err);
+    }
+    this.db.close();
+    this.wal?.close();
+  }
+
+  private commit(batch: Pending[], synchronous: 'FULL' | 'NORMAL'): void {
+    this.db.pragma(`synchronous = ${synchronous}`);
     try {
       const results: unknown[] = [];
       try {
@@ -65,24 +90,47 @@ export class GroupCommit {
         })();
       } catch {
         // One failing write must not take the others down with it: commit them one by one.
-        for (const item of batch) this.runAlone(item);
+        for (const item of batch) this.runAlone(item, synchronous);
         return;
       }
-      batch.forEach((item, i) => item.resolve(results[i]));
+      batch.forEach((item, i) => this.settle(item, results[i], synchronous));
     } finally {
       this.db.pragma('synchronous = FULL');
     }
   }
 
-  private enqueue<T>(work: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => this.pending.push({ work, resolve, reject }));
-  }
-
-  private runAlone(item: Pending): void {
+  private runAlone(item: Pending, synchronous: 'FULL' | 'NORMAL'): void {
+    let result: unknown;
     try {
-      item.resolve(this.db.transaction(item.work)());
+      result = this.db.transaction(item.work)();
     } catch (err) {
       item.reject(err);
+      return;
     }
+    this.settle(item, result, synchronous);
+  }
+
+  private settle(item: Pending, result: unknown, synchronous: 'FULL' | 'NORMAL'): void {
+    if (!item.durable || synchronous === 'FULL') item.resolve(result);
+    else this.unsynced.push({ resolve: () => item.resolve(result), reject: item.reject });
+  }
+
+  private startSync(): void {
+    const waiting = (this.inFlight = this.unsynced);
+    this.unsynced = [];
+    this.syncing = true;
+    this.wal!.sync((err) => {
+      this.syncing = false;
+      this.inFlight = [];
+      // After close() these are settled already (and the database is gone): nothing to do.
+      if (!this.db.open) return;
+      for (const w of waiting) err ? w.reject(err) : w.resolve();
+      if (this.pending.some((item) => item.durable)) this.flush();
+      else if (this.unsynced.length > 0) this.startSync();
+    });
+  }
+
+  private enqueue<T>(work: () => T, durable: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.pending.push({ work, durable, resolve, reject }));
   }
 }

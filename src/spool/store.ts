@@ -2,6 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import type { MessageEvent, RelayEvents } from '../events.js';
 import { BodyWriter, readBody } from './body.js';
 import type { SpoolDb } from './db.js';
+import { DueQueue } from './dueQueue.js';
 import { GroupCommit } from './groupCommit.js';
 import type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
@@ -14,6 +15,7 @@ export class SpoolStore {
   private readonly commits: GroupCommit;
   /** Messages handed to delivery whose outcome is not recorded yet. */
   private readonly claimed = new Set<number>();
+  private readonly due = new DueQueue();
 
   constructor(
     readonly db: SpoolDb,
@@ -38,7 +40,10 @@ export class SpoolStore {
 
   /** Commits the message and fsyncs; only after this resolves may the client hear `250`. */
   async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
-    const id = await this.commits.durable(() => this.insertMessage(body, message, Date.now()));
+    const now = Date.now();
+    const id = await this.commits.durable(() => this.insertMessage(body, message, now));
+    const recipients = [...new Set(message.recipients)];
+    this.due.offer({ id, mailFrom: message.mailFrom, recipients, size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null });
     this.emit({ id, event: 'accepted', upstream: null, reply: null, recipients: message.recipients });
     return id;
   }
@@ -70,26 +75,41 @@ export class SpoolStore {
   }
 
   /**
-   * Up to `limit` due messages, oldest due first, for delivery now. They are marked `delivering`
+   * Up to `limit` due messages, oldest due first, for delivery now: fresh ones from memory, the
+   * spool read only when something else may be due (see DueQueue). They are marked `delivering`
    * in memory at once and on disk with the next commit (no fsync of their own: a claim lost to a
    * crash only means the message is queued again, as it would be anyway) — so a delivery costs
    * the SD card one shared write, not two.
    */
   claimDue(now: number, limit: number): ClaimedMessage[] {
     if (limit <= 0) return [];
+    const picked = this.due.scanDue(now) ? this.scanDue(now, limit) : [];
+    picked.push(...this.due.take(limit - picked.length, (id) => this.claimed.has(id)));
+    for (const m of picked) {
+      this.claimed.add(m.id);
+      void this.commits.lazy(() => {
+        this.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, m.id);
+      });
+    }
+    return picked;
+  }
+
+  private scanDue(now: number, limit: number): ClaimedMessage[] {
+    const wanted = limit + this.claimed.size;
     const due = this.sql(
       `SELECT id, mail_from, size, attempts, queued_at, only_upstream FROM messages
        WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'deferred')
        ORDER BY next_attempt_at LIMIT ?`,
-    ).all(now, limit + this.claimed.size) as Row[];
-    const picked = due.filter((r) => !this.claimed.has(r.id)).slice(0, limit);
-    for (const r of picked) {
-      this.claimed.add(r.id);
-      void this.commits.lazy(() => {
-        this.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, r.id);
-      });
-    }
-    return picked.map((r) => this.claimedMessage(r));
+    ).all(now, wanted) as Row[];
+    const rows = due.filter((r) => !this.claimed.has(r.id)).slice(0, limit);
+    const onlyFresh = rows.every((r) => this.due.isFresh(r.id));
+    const picked = rows.map((r) => this.due.remove(r.id) ?? this.claimedMessage(r));
+    const exhausted = due.length < wanted;
+    const nextAt = exhausted
+      ? (this.sql(`SELECT min(next_attempt_at) FROM messages WHERE next_attempt_at > ?`).pluck().get(now) as number | null)
+      : null;
+    this.due.scanned(now, { exhausted, onlyFresh, nextAt });
+    return picked;
   }
 
   /** Claims one message if it is waiting (queued or deferred), on disk at once; null when someone else has it. */
@@ -100,6 +120,7 @@ export class SpoolStore {
     ).get(now, id) as Row | undefined;
     if (!r) return null;
     this.claimed.add(id);
+    this.due.remove(id);
     return this.claimedMessage(r);
   }
 
@@ -113,6 +134,11 @@ export class SpoolStore {
       queuedAt: r.queued_at,
       onlyUpstream: r.only_upstream,
     };
+  }
+
+  /** When delivery should look at the spool next (ms): now while fresh mail waits. Costs no query. */
+  wakeAt(now = Date.now()): number {
+    return this.due.wakeAt(now);
   }
 
   /** When the next queued or deferred message that is not already being delivered falls due (ms), or null. */
@@ -131,6 +157,7 @@ export class SpoolStore {
   async recordOutcome(id: number, outcome: DeliveryOutcome): Promise<void> {
     const events = await this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now()));
     this.claimed.delete(id);
+    this.due.dueAt(outcome.retryAt); // if it was deferred; an extra scan otherwise
     for (const e of events) this.emit(e);
   }
 
@@ -169,7 +196,10 @@ export class SpoolStore {
   /** Makes a failed or deferred message due now; its failed recipients are tried again. */
   retry(id: number): boolean {
     const retried = this.markRetry(id);
-    if (retried) this.events?.emit('due', { id });
+    if (retried) {
+      this.due.dueAt(0);
+      this.events?.emit('due', { id });
+    }
     return retried;
   }
 
@@ -205,6 +235,7 @@ export class SpoolStore {
       return pending;
     })();
     if (rcpts === null) return false;
+    this.due.remove(id);
     this.emit({ id, event: 'dropped', upstream: null, reply: reason, recipients: rcpts });
     return true;
   }
@@ -243,9 +274,14 @@ export class SpoolStore {
     })();
   }
 
-  /** Commits anything still queued for the group commit. */
+  /** Commits anything queued now (durable writes still wait for their sync). */
   flush(): void {
     this.commits.flush();
+  }
+
+  /** Commits and syncs anything still queued, then closes the database. */
+  close(): void {
+    this.commits.close();
   }
 
   private deleteBody(id: number): void {

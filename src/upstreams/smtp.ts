@@ -142,8 +142,7 @@ export class SmtpUpstream implements Upstream {
   private async attempt(envelope: Envelope, body: () => Readable): Promise<SendResult> {
     const raw = body();
     try {
-      const info = await this.transport.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw });
-      return toSendResult(info);
+      return toSendResult(await this.sendRaw(envelope, raw));
     } catch (err) {
       const all = allRejected(err);
       if (all) return all;
@@ -152,6 +151,26 @@ export class SmtpUpstream implements Upstream {
       // Releases the spool reader when nodemailer gave up before reading it to the end.
       if (!raw.destroyed) raw.destroy();
     }
+  }
+
+  /**
+   * Hands the spooled bytes straight to the pool, through nodemailer's transport interface
+   * (`send(mail, callback)` with `mail.data` and `mail.message`): `sendMail` would build a MIME
+   * tree and random boundaries for every message only to stream the raw bytes anyway.
+   */
+  private sendRaw(envelope: Envelope, raw: Readable): Promise<SMTPPoolSentMessageInfo> {
+    const messageId = `relaybox-${envelope.spoolId ?? 'message'}`;
+    const mail = {
+      data: {},
+      message: {
+        getEnvelope: () => ({ from: envelope.from, to: [...envelope.to] }),
+        messageId: () => messageId,
+        getHeader: () => messageId,
+        createReadStream: () => raw,
+      },
+    };
+    const pool = this.transport.transporter as unknown as { send(mail: unknown, done: (err: Error | null, info: SMTPPoolSentMessageInfo) => void): void };
+    return new Promise((resolve, reject) => pool.send(mail, (err, info) => (err ? reject(err) : resolve(info))));
   }
 
   async close(): Promise<void> {
