@@ -1,13 +1,11 @@
 import type { Logger } from 'pino';
 import { formatHostPort, type ListenAddress } from './config/net.js';
 import type { Config } from './config/schema.js';
-import { DeliveryScheduler } from './delivery/scheduler.js';
+import { DeliveryThread } from './delivery/thread.js';
 import { RelayEvents } from './events.js';
 import { SmtpIngress } from './ingress/smtp.js';
 import { openSpool, type SpoolDb } from './spool/db.js';
 import { SpoolStore } from './spool/store.js';
-import { createUpstreams } from './upstreams/registry.js';
-import type { Upstream } from './upstreams/types.js';
 import type { Feature, FeatureContext } from './feature.js';
 import { StatusTracker } from './status/tracker.js';
 import { VERSION } from './version.js';
@@ -26,8 +24,7 @@ interface AppParts {
   events: RelayEvents;
   db: SpoolDb;
   spool: SpoolStore;
-  upstreams: Upstream[];
-  scheduler: DeliveryScheduler;
+  delivery: DeliveryThread;
   ingress: SmtpIngress;
   status: StatusTracker;
   features: Feature[];
@@ -44,36 +41,31 @@ export class RelayApp {
   static async start(config: Config, logger: Logger): Promise<RelayApp> {
     const events = new RelayEvents();
     const db = openSpool(config.data_dir);
-    const spool = new SpoolStore(db, events);
+    // Mail committed here is handed to the delivery thread from memory, not read back.
+    let delivery: DeliveryThread | undefined;
+    const spool = new SpoolStore(db, events, { queued: (message) => delivery?.queue(message) });
     const recovered = spool.recoverInterrupted();
     if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
-    const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: config.delivery.concurrency, logger, dataDir: config.data_dir });
-    const scheduler = new DeliveryScheduler({
-      spool,
-      upstreams,
-      delivery: config.delivery,
-      logger,
-      events,
-      hostname: config.hostname,
-      rewrite: config.smtp.rewrite,
-      routes: config.routes,
-      dkim: config.dkim,
-      dataDir: config.data_dir,
-    });
+    try {
+      delivery = await DeliveryThread.start({ config, logger, events, onCrash: (err) => crashed(logger, err) });
+    } catch (err) {
+      spool.close();
+      throw err;
+    }
     const ingress = new SmtpIngress({ config, spool, logger });
-    const status = new StatusTracker({ events, db, upstreams: upstreams.map((u) => u.name), version: VERSION });
+    const upstreamNames = config.upstreams.map((u) => u.name);
+    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION });
     const features = await createFeatures({ config, logger, events, spool, status });
-    const app = new RelayApp({ config, logger, events, db, spool, upstreams, scheduler, ingress, status, features });
+    const app = new RelayApp({ config, logger, events, db, spool, delivery, ingress, status, features });
     events.on('message', (e) => {
-      if (e.event === 'accepted') scheduler.wake();
+      if (e.event === 'dropped') delivery.dropped(e.id);
     });
-    events.on('due', () => scheduler.wake());
-    scheduler.start();
+    events.on('due', () => delivery.due());
     app.prune();
     try {
       app.smtpBound = await ingress.start();
       for (const feature of features) await feature.start();
-      logger.info({ smtp: app.smtpBound.map(formatHostPort), upstreams: upstreams.map((u) => u.name), data_dir: config.data_dir }, 'relaybox started');
+      logger.info({ smtp: app.smtpBound.map(formatHostPort), upstreams: upstreamNames, data_dir: config.data_dir }, 'relaybox started');
     } catch (err) {
       await app.stop();
       throw err;
@@ -106,14 +98,13 @@ export class RelayApp {
   /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      const { ingress, scheduler, upstreams, spool, db, config, logger, features } = this.parts;
+      const { ingress, delivery, spool, config, logger, features } = this.parts;
       clearTimeout(this.pruneTimer);
       await ingress.stop();
       for (const feature of [...features].reverse()) {
         await feature.stop().catch((err: unknown) => logger.error({ err, feature: feature.name }, 'feature did not stop cleanly'));
       }
-      await scheduler.stop(config.delivery.shutdown_grace);
-      await Promise.allSettled(upstreams.map((u) => u.close()));
+      await delivery.stop(config.delivery.shutdown_grace);
       spool.close();
       logger.info('relaybox stopped');
     })();
@@ -154,4 +145,11 @@ async function mqttFeatures(context: FeatureContext): Promise<Feature[]> {
   ]);
   const broker = new BrokerConnection(context.config.mqtt!, { hostname: context.config.hostname, logger: context.logger });
   return [broker, new MqttStatus(broker, context), new MqttAlerts(broker, context)];
+}
+
+/** Without its delivery thread the service would take mail and never send it: better to restart. */
+function crashed(logger: Logger, err: Error): never {
+  logger.fatal({ err }, 'the delivery thread died; exiting so that the service manager restarts relaybox');
+  logger.flush();
+  process.exit(70);
 }

@@ -3,6 +3,7 @@ import type { MessageEvent, RelayEvents } from '../events.js';
 import { BodyWriter, readBody } from './body.js';
 import type { SpoolDb } from './db.js';
 import { DueQueue } from './dueQueue.js';
+import { pruneFinished, recoverInterrupted } from './maintenance.js';
 import { GroupCommit } from './groupCommit.js';
 import type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
@@ -17,9 +18,15 @@ export class SpoolStore {
   private readonly claimed = new Set<number>();
   private readonly due = new DueQueue();
 
+  /**
+   * `queued` receives every message this store commits as queued, for a delivery that runs
+   * elsewhere (the delivery thread, with its own store); without it, this store's own `claimDue`
+   * takes them from memory.
+   */
   constructor(
     readonly db: SpoolDb,
     private readonly events?: RelayEvents,
+    private readonly options: { queued?: (message: ClaimedMessage) => void } = {},
   ) {
     this.commits = new GroupCommit(db);
   }
@@ -42,8 +49,9 @@ export class SpoolStore {
   async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
     const now = Date.now();
     const id = await this.commits.durable(() => this.insertMessage(body, message, now));
-    const recipients = [...new Set(message.recipients)];
-    this.due.offer({ id, mailFrom: message.mailFrom, recipients, size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null });
+    const queued = { id, mailFrom: message.mailFrom, recipients: [...new Set(message.recipients)], size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null };
+    if (this.options.queued) this.options.queued(queued);
+    else this.offer(queued);
     this.emit({ id, event: 'accepted', upstream: null, reply: null, recipients: message.recipients });
     return id;
   }
@@ -136,6 +144,21 @@ export class SpoolStore {
     };
   }
 
+  /** A message another store committed as queued: due now, no need to read it back. */
+  offer(message: ClaimedMessage): void {
+    this.due.offer(message);
+  }
+
+  /** Something became due that this store did not see (a retry through another store): look now. */
+  dueNow(): void {
+    this.due.dueAt(0);
+  }
+
+  /** Dropped through another store: not to be delivered from memory. */
+  forget(id: number): void {
+    this.due.remove(id);
+  }
+
   /** When delivery should look at the spool next (ms): now while fresh mail waits. Costs no query. */
   wakeAt(now = Date.now()): number {
     return this.due.wakeAt(now);
@@ -197,7 +220,7 @@ export class SpoolStore {
   retry(id: number): boolean {
     const retried = this.markRetry(id);
     if (retried) {
-      this.due.dueAt(0);
+      this.dueNow();
       this.events?.emit('due', { id });
     }
     return retried;
@@ -235,43 +258,19 @@ export class SpoolStore {
       return pending;
     })();
     if (rcpts === null) return false;
-    this.due.remove(id);
+    this.forget(id);
     this.emit({ id, event: 'dropped', upstream: null, reply: reason, recipients: rcpts });
     return true;
   }
 
-  /**
-   * At start: messages a crash left `delivering` are due again, and bodies that never got their
-   * `250` are removed. Returns how many messages were put back.
-   */
+  /** At start: messages a crash left `delivering` are due again; bodies that never got their `250` go. */
   recoverInterrupted(): number {
-    const now = Date.now();
-    return this.db.transaction(() => {
-      const partial = this.sql(`SELECT id FROM messages WHERE state = 'receiving'`).pluck().all() as number[];
-      for (const id of partial) {
-        this.deleteBody(id);
-        this.sql(`DELETE FROM messages WHERE id = ?`).run(id);
-      }
-      return this.sql(`UPDATE messages SET state = 'queued', next_attempt_at = ?, updated_at = ? WHERE state = 'delivering'`)
-        .run(now, now).changes;
-    })();
+    return recoverInterrupted(this.db);
   }
 
   /** Forgets finished messages (and their log) last touched before `before`. */
   prune(before: number): number {
-    return this.db.transaction(() => {
-      const ids = this.sql(`SELECT id FROM messages WHERE updated_at < ? AND state IN ('delivered', 'failed', 'dropped')`)
-        .pluck()
-        .all(before) as number[];
-      for (const id of ids) {
-        this.deleteBody(id);
-        this.sql(`DELETE FROM recipients WHERE message_id = ?`).run(id);
-        this.sql(`DELETE FROM messages WHERE id = ?`).run(id);
-      }
-      // One pass over the log (it has no index on message_id).
-      if (ids.length > 0) this.sql(`DELETE FROM log WHERE message_id IN (SELECT value FROM json_each(?))`).run(JSON.stringify(ids));
-      return ids.length;
-    })();
+    return pruneFinished(this.db, before);
   }
 
   /** Commits anything queued now (durable writes still wait for their sync). */

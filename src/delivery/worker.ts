@@ -1,0 +1,100 @@
+/**
+ * The delivery thread: scheduler, upstreams and a spool connection of its own, so that talking to
+ * upstreams runs on the second core while the main thread takes mail in. It hears about new mail
+ * from the main thread and tells it every state change; see thread.ts for the other side.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/schema.js';
+import { RelayEvents, type MessageEvent, type UpstreamEvent } from '../events.js';
+import { createLogger } from '../logger.js';
+import { openSpool } from '../spool/db.js';
+import { SpoolStore, type ClaimedMessage } from '../spool/store.js';
+import { createUpstreams } from '../upstreams/registry.js';
+import type { Upstream } from '../upstreams/types.js';
+import { DeliveryScheduler } from './scheduler.js';
+
+export interface DeliveryWorkerInput {
+  config: Config;
+  logLevel: string;
+}
+
+/** Main thread → delivery thread. */
+export type ToDelivery =
+  | { type: 'queued'; messages: ClaimedMessage[] }
+  | { type: 'due' }
+  | { type: 'dropped'; id: number }
+  | { type: 'stop'; graceMs: number };
+
+/** Delivery thread → main thread. */
+export type FromDelivery =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string }
+  | { type: 'events'; events: Array<{ message: MessageEvent } | { upstream: UpstreamEvent }> }
+  | { type: 'stopped' };
+
+const port = parentPort!;
+const { config, logLevel } = workerData as DeliveryWorkerInput;
+const logger = createLogger(logLevel);
+const post = (message: FromDelivery) => port.postMessage(message);
+
+/** State changes go to the main thread once per turn of the loop, however many there were. */
+let outbox: Array<{ message: MessageEvent } | { upstream: UpstreamEvent }> = [];
+function forward(event: { message: MessageEvent } | { upstream: UpstreamEvent }): void {
+  if (outbox.length === 0) setImmediate(() => {
+    post({ type: 'events', events: outbox });
+    outbox = [];
+  });
+  outbox.push(event);
+}
+
+let upstreams: Upstream[] = [];
+try {
+  const events = new RelayEvents();
+  const spool = new SpoolStore(openSpool(config.data_dir), events);
+  upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: config.delivery.concurrency, logger, dataDir: config.data_dir });
+  const scheduler = new DeliveryScheduler({
+    spool,
+    upstreams,
+    delivery: config.delivery,
+    logger,
+    events,
+    hostname: config.hostname,
+    rewrite: config.smtp.rewrite,
+    routes: config.routes,
+    dkim: config.dkim,
+    dataDir: config.data_dir,
+  });
+  events.on('message', (message) => forward({ message }));
+  events.on('upstream', (upstream) => forward({ upstream }));
+  port.on('message', (message: ToDelivery) => {
+    switch (message.type) {
+      case 'queued':
+        for (const m of message.messages) spool.offer(m);
+        return scheduler.wake();
+      case 'due':
+        spool.dueNow();
+        return scheduler.wake();
+      case 'dropped':
+        return spool.forget(message.id);
+      case 'stop':
+        return void stop(scheduler, spool, message.graceMs);
+    }
+  });
+  scheduler.start();
+  post({ type: 'ready' });
+} catch (err) {
+  for (const upstream of upstreams) void upstream.close();
+  post({ type: 'failed', message: (err as Error)?.message ?? String(err) });
+}
+
+async function stop(scheduler: DeliveryScheduler, spool: SpoolStore, graceMs: number): Promise<void> {
+  await scheduler.stop(graceMs);
+  await Promise.allSettled(upstreams.map((u) => u.close()));
+  spool.close();
+  if (outbox.length > 0) post({ type: 'events', events: outbox });
+  outbox = [];
+  logger.flush(() => {
+    post({ type: 'stopped' });
+    port.close();
+  });
+}
