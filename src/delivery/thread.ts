@@ -81,7 +81,7 @@ export class DeliveryThread {
     this.flushQueued();
     this.stopping = true;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.send({ type: 'stop', graceMs });
+    this.worker.postMessage({ type: 'stop', graceMs } satisfies ToDelivery);
     const timer = setTimeout(() => void this.worker.terminate(), graceMs + STOP_MARGIN_MS);
     await exited;
     clearTimeout(timer);
