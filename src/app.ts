@@ -41,13 +41,13 @@ export class RelayApp {
   static async start(config: Config, logger: Logger): Promise<RelayApp> {
     const events = new RelayEvents();
     const db = openSpool(config.data_dir);
-    // Mail committed here is handed to the delivery thread from memory, not read back.
-    let delivery: DeliveryThread | undefined;
-    const spool = new SpoolStore(db, events, { queued: (message) => delivery?.queue(message) });
+    const spool = new SpoolStore(db, events, { queued: (message) => delivery.queue(message) });
     const recovered = spool.recoverInterrupted();
     if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
+    // Mail committed here is handed to the delivery thread from memory, not read back.
+    const delivery = new DeliveryThread({ config, logger, events, nextDueAt: () => spool.nextDueAt(), onCrash: (err) => crashed(logger, err) });
     try {
-      delivery = await DeliveryThread.start({ config, logger, events, onCrash: (err) => crashed(logger, err) });
+      await delivery.start();
     } catch (err) {
       spool.close();
       throw err;

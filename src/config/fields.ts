@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseHostPort, type ListenAddress } from './net.js';
@@ -17,3 +18,16 @@ export const hostPort = z.string().transform((text, ctx): ListenAddress => {
   if (!parsed) ctx.addIssue({ code: 'custom', message: `expected host:port, got "${text}"` });
   return parsed ?? { host: '', port: 0 };
 });
+
+/** A path relaybox must read at start (a CA certificate): refused now rather than at the first delivery. */
+export const readableFile = z.string().refine(
+  (path) => {
+    try {
+      accessSync(path, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: (issue) => `cannot read the file "${String(issue.input)}"` },
+);

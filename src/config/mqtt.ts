@@ -1,6 +1,5 @@
-import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
-import { duration } from './fields.js';
+import { duration, readableFile } from './fields.js';
 import { secret } from './secret.js';
 
 /**
@@ -39,18 +38,6 @@ const topicBase = z
   .string()
   .regex(/^[^+#/][^+#]*$/, 'expected topic levels without "+", "#" or a leading "/"')
   .transform((text) => text.replace(/\/+$/, ''));
-
-const readableFile = z.string().refine(
-  (path) => {
-    try {
-      accessSync(path, constants.R_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { error: (issue) => `cannot read the file "${String(issue.input)}"` },
-);
 
 const address = z.string().regex(/^[^\s@<>]+@[^\s@<>]+$/, 'expected a mail address like ops@example.com');
 

@@ -1,10 +1,11 @@
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
+import { readableFile } from './fields.js';
 import { secret } from './secret.js';
 
 const tlsOptions = z.strictObject({
   verify: z.boolean().default(true),
-  ca: z.string().default(''),
+  ca: z.union([z.literal(''), readableFile]).default(''),
   min_version: z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']).optional(),
 });
 

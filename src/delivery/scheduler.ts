@@ -1,4 +1,5 @@
 import { hostname as osHostname } from 'node:os';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
@@ -61,6 +62,11 @@ export class DeliveryScheduler {
   start(): void {
     this.running = true;
     this.pump();
+  }
+
+  /** Deliveries in flight, or outcomes not yet recorded. */
+  get busy(): boolean {
+    return this.sending.size > 0 || this.recording.size > 0;
   }
 
   /** Something may be due now (a message was accepted or retried). */
@@ -134,7 +140,9 @@ export class DeliveryScheduler {
 
   private async attempt(message: ClaimedMessage): Promise<DeliveryOutcome> {
     const { spool, delivery, logger, events } = this.options;
-    const body = this.outgoing.body(message, () => spool.body(message.id));
+    const { body: inMemory } = message;
+    const stored = inMemory ? () => Readable.from([Buffer.from(inMemory.buffer, inMemory.byteOffset, inMemory.byteLength)]) : () => spool.body(message.id);
+    const body = this.outgoing.body(message, stored);
     const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message) };
     const records: AttemptRecord[] = [];
     const context = { events, logger, holds: this.holds, quotaHoldMs: delivery.quota_hold };

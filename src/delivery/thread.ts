@@ -7,6 +7,8 @@ import type { RelayEvents } from '../events.js';
 import type { ClaimedMessage } from '../spool/store.js';
 import type { DeliveryWorkerInput, FromDelivery, ToDelivery } from './worker.js';
 
+/** A stopped delivery thread looks at the spool this often for mail that fell due (retries, the CLI). */
+const LOOK_MS = 5_000;
 const STOP_MARGIN_MS = 5_000;
 
 export interface DeliveryThreadOptions {
@@ -14,38 +16,105 @@ export interface DeliveryThreadOptions {
   logger: Logger;
   /** The main thread's bus: the delivery thread's state changes are emitted here. */
   events: RelayEvents;
+  /** When the next message not being delivered falls due (the main thread's spool), or null. */
+  nextDueAt: () => number | null;
   /** The delivery thread died: nothing would be delivered any more. */
   onCrash: (err: Error) => void;
+  /** Idle this long, the thread stops (default 30 s). */
+  idleMs?: number;
 }
 
 /**
  * The main thread's handle on delivery (worker.ts), which runs in a thread of its own so that a
- * Pi's second core relays while the first takes mail in. Tells it what was queued, retried or
- * dropped here; re-emits its state changes on the main thread's bus.
+ * Pi's second core relays while the first takes mail in. It starts when there is mail to deliver
+ * and stops after a while with nothing to do, so that an idle relaybox is one thread's memory.
+ * Tells it what was queued, retried or dropped here; re-emits its state changes on the main
+ * thread's bus.
  */
 export class DeliveryThread {
+  private worker: Worker | null = null;
+  private starting: Promise<void> | null = null;
+  /** Committed as queued while no thread ran, or since the last turn of the loop. */
   private queued: ClaimedMessage[] = [];
-  private stopping = false;
+  private dueWaiting = false;
+  /** Messages posted to the current thread; it reports how many it has handled when idle. */
+  private posted = 0;
+  private idleStop: Promise<void> | null = null;
+  private lookTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
-  private constructor(
-    private readonly worker: Worker,
-    private readonly options: DeliveryThreadOptions,
-  ) {
-    worker.on('message', (message: FromDelivery) => {
-      if (message.type !== 'events') return;
-      for (const e of message.events) {
-        if ('message' in e) options.events.emit('message', e.message);
-        else options.events.emit('upstream', e.upstream);
-      }
-    });
-    worker.on('error', (err) => this.crashed(err));
-    worker.on('exit', (code) => this.crashed(new Error(`delivery thread exited with code ${code}`)));
+  constructor(private readonly options: DeliveryThreadOptions) {}
+
+  /** Starts the thread if the spool holds mail due soon; otherwise it starts with the first message. */
+  async start(): Promise<void> {
+    const next = this.options.nextDueAt();
+    if (next === null || next > Date.now()) return void this.look();
+    this.worker = await this.spawn(); // a thread that cannot start fails the start
+    this.posted = 0;
   }
 
-  /** Resolves once upstreams are set up and the scheduler runs; rejects with what stopped it. */
-  static start(options: DeliveryThreadOptions): Promise<DeliveryThread> {
-    const input: DeliveryWorkerInput = { config: options.config, logLevel: options.logger.level };
-    const worker = startWorker(input);
+  get running(): boolean {
+    return this.worker !== null;
+  }
+
+  /** Committed as queued on the main thread: due now. Sent once per turn of the loop. */
+  queue(message: ClaimedMessage): void {
+    if (this.queued.length === 0) setImmediate(() => this.flush());
+    this.queued.push(message);
+  }
+
+  /** Something became due that the delivery thread cannot know of (a person's retry). */
+  due(): void {
+    this.dueWaiting = true;
+    this.flush();
+  }
+
+  dropped(id: number): void {
+    this.queued = this.queued.filter((m) => m.id !== id);
+    if (this.worker && !this.idleStop) this.post({ type: 'dropped', id });
+  }
+
+  /** Lets deliveries in flight finish (up to `graceMs`), closes upstreams and its spool connection. */
+  async stop(graceMs: number): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.lookTimer);
+    await this.starting?.catch(() => {});
+    await this.idleStop;
+    if (this.worker) await this.stopWorker(graceMs);
+  }
+
+  private flush(): void {
+    if (this.closed || (this.queued.length === 0 && !this.dueWaiting)) return;
+    if (!this.worker || this.idleStop) return void this.launch();
+    if (this.queued.length > 0) this.post({ type: 'queued', messages: this.queued });
+    if (this.dueWaiting) this.post({ type: 'due' });
+    this.queued = [];
+    this.dueWaiting = false;
+  }
+
+  /** Starts a thread unless one runs or is on its way; what waits is handed over once it is ready. */
+  private launch(): void {
+    if (this.starting || this.idleStop || this.worker || this.closed) return;
+    clearTimeout(this.lookTimer);
+    this.starting = this.spawn().then(
+      (worker) => {
+        this.worker = worker;
+        this.posted = 0;
+        this.starting = null;
+        this.flush();
+      },
+      (err: Error) => {
+        this.starting = null;
+        throw err;
+      },
+    );
+    // A thread that cannot start (a CA file gone since the config was checked) is a crash.
+    this.starting.catch((err: Error) => this.crashed(err));
+  }
+
+  private spawn(): Promise<Worker> {
+    const { config, logger, idleMs = 30_000 } = this.options;
+    const worker = startWorker({ config, logLevel: logger.level, idleMs });
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         void worker.terminate();
@@ -54,52 +123,66 @@ export class DeliveryThread {
       worker.once('error', fail);
       worker.once('message', (message: FromDelivery) => {
         worker.off('error', fail);
-        if (message.type === 'ready') resolve(new DeliveryThread(worker, options));
-        else fail(new Error(message.type === 'failed' ? message.message : `delivery thread said ${message.type} at start`));
+        if (message.type !== 'ready') return fail(new Error(message.type === 'failed' ? message.message : `delivery thread said ${message.type} at start`));
+        worker.on('message', (m: FromDelivery) => this.heard(m));
+        worker.on('error', (err) => this.crashed(err));
+        worker.on('exit', (code) => {
+          if (this.worker === worker && !this.closed && !this.idleStop) this.crashed(new Error(`delivery thread exited with code ${code}`));
+        });
+        resolve(worker);
       });
     });
   }
 
-  /** Committed as queued on the main thread: due now. Sent once per turn of the loop. */
-  queue(message: ClaimedMessage): void {
-    if (this.queued.length === 0) setImmediate(() => this.flushQueued());
-    this.queued.push(message);
+  private heard(message: FromDelivery): void {
+    if (message.type === 'events') {
+      for (const e of message.events) {
+        if ('message' in e) this.options.events.emit('message', e.message);
+        else this.options.events.emit('upstream', e.upstream);
+      }
+    } else if (message.type === 'idle' && message.seen === this.posted && !this.closed && !this.idleStop) {
+      // It has handled everything sent to it and has nothing to do: let it go.
+      this.idleStop = this.stopWorker(0).finally(() => {
+        this.idleStop = null;
+        void this.look();
+      });
+    }
   }
 
-  /** Something became due that the delivery thread cannot know of (a person's retry). */
-  due(): void {
-    this.send({ type: 'due' });
+  /** While no thread runs: start one when the spool has mail due, else look again later. */
+  private async look(): Promise<void> {
+    if (this.closed || this.worker || this.starting) return;
+    if (this.queued.length > 0 || this.dueWaiting) return this.launch();
+    let next: number | null = null;
+    try {
+      next = this.options.nextDueAt();
+    } catch (err) {
+      this.options.logger.error({ err }, 'cannot read the spool; looking again shortly');
+    }
+    if (next !== null && next <= Date.now()) return this.launch();
+    const wait = next === null ? LOOK_MS : Math.min(LOOK_MS, next - Date.now());
+    this.lookTimer = setTimeout(() => void this.look(), wait);
+    this.lookTimer.unref();
   }
 
-  dropped(id: number): void {
-    this.send({ type: 'dropped', id });
-  }
-
-  /** Lets deliveries in flight finish (up to `graceMs`), closes upstreams and its spool connection. */
-  async stop(graceMs: number): Promise<void> {
-    if (this.stopping) return;
-    this.flushQueued();
-    this.stopping = true;
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.postMessage({ type: 'stop', graceMs } satisfies ToDelivery);
-    const timer = setTimeout(() => void this.worker.terminate(), graceMs + STOP_MARGIN_MS);
+  private async stopWorker(graceMs: number): Promise<void> {
+    const worker = this.worker!;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ type: 'stop', graceMs } satisfies ToDelivery);
+    const timer = setTimeout(() => void worker.terminate(), graceMs + STOP_MARGIN_MS);
     await exited;
     clearTimeout(timer);
+    this.worker = null;
   }
 
-  private flushQueued(): void {
-    if (this.queued.length === 0) return;
-    this.send({ type: 'queued', messages: this.queued });
-    this.queued = [];
-  }
-
-  private send(message: ToDelivery): void {
-    if (!this.stopping) this.worker.postMessage(message);
+  private post(message: ToDelivery): void {
+    this.posted++;
+    this.worker!.postMessage(message);
   }
 
   private crashed(err: Error): void {
-    if (this.stopping) return;
-    this.stopping = true;
+    if (this.closed) return;
+    this.closed = true;
     this.options.onCrash(err);
   }
 }

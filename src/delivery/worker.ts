@@ -1,7 +1,8 @@
 /**
  * The delivery thread: scheduler, upstreams and a spool connection of its own, so that talking to
  * upstreams runs on the second core while the main thread takes mail in. It hears about new mail
- * from the main thread and tells it every state change; see thread.ts for the other side.
+ * from the main thread, tells it every state change, and says when it has had nothing to do for
+ * a while (the main thread then stops it: idle, relaybox is one thread); see thread.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
@@ -16,6 +17,8 @@ import { DeliveryScheduler } from './scheduler.js';
 export interface DeliveryWorkerInput {
   config: Config;
   logLevel: string;
+  /** Idle this long (nothing sent, nothing due this soon), the thread offers to stop. */
+  idleMs: number;
 }
 
 /** Main thread → delivery thread. */
@@ -30,10 +33,11 @@ export type FromDelivery =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
   | { type: 'events'; events: Array<{ message: MessageEvent } | { upstream: UpstreamEvent }> }
-  | { type: 'stopped' };
+  /** Nothing in flight, nothing due for `idleMs`; `seen` = messages from the main thread handled so far. */
+  | { type: 'idle'; seen: number };
 
 const port = parentPort!;
-const { config, logLevel } = workerData as DeliveryWorkerInput;
+const { config, logLevel, idleMs } = workerData as DeliveryWorkerInput;
 const logger = createLogger(logLevel);
 const post = (message: FromDelivery) => port.postMessage(message);
 
@@ -66,7 +70,19 @@ try {
   });
   events.on('message', (message) => forward({ message }));
   events.on('upstream', (upstream) => forward({ upstream }));
+  let seen = 0;
+  let busyAt = Date.now();
+  events.on('message', () => (busyAt = Date.now()));
+  const idleCheck = setInterval(() => {
+    const now = Date.now();
+    const next = spool.nextDueAt();
+    if (scheduler.busy || now - busyAt < idleMs || (next !== null && next - now < idleMs)) return;
+    post({ type: 'idle', seen });
+  }, Math.max(50, idleMs / 6));
+  idleCheck.unref();
   port.on('message', (message: ToDelivery) => {
+    seen++;
+    busyAt = Date.now();
     switch (message.type) {
       case 'queued':
         for (const m of message.messages) spool.offer(m);
@@ -77,6 +93,7 @@ try {
       case 'dropped':
         return spool.forget(message.id);
       case 'stop':
+        clearInterval(idleCheck);
         return void stop(scheduler, spool, message.graceMs);
     }
   });
@@ -93,8 +110,5 @@ async function stop(scheduler: DeliveryScheduler, spool: SpoolStore, graceMs: nu
   spool.close();
   if (outbox.length > 0) post({ type: 'events', events: outbox });
   outbox = [];
-  logger.flush(() => {
-    post({ type: 'stopped' });
-    port.close();
-  });
+  logger.flush(() => port.close());
 }

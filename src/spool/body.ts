@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { Statement } from 'better-sqlite3';
 import type { SpoolDb } from './db.js';
 import { withoutSync } from './db.js';
 import { noteStreamedBytes } from '../memory.js';
@@ -22,6 +23,8 @@ export class BodyWriter {
   private seq = 0;
   /** The `receiving` row once the body has spilled to body_chunks. */
   id: number | null = null;
+  /** The whole body once `takeInline` has gathered it (small bodies only). */
+  inline: Buffer | null = null;
 
   constructor(private readonly db: SpoolDb) {}
 
@@ -49,10 +52,10 @@ export class BodyWriter {
   /** The whole body when it never left memory; null when it lives in body_chunks. */
   takeInline(): Buffer | null {
     if (this.id !== null) return null;
-    const body = Buffer.concat(this.buffered);
+    this.inline = Buffer.concat(this.buffered);
     this.buffered = [];
     this.bufferedBytes = 0;
-    return body;
+    return this.inline;
   }
 
   /** Writes what is still buffered (inside the caller's transaction). */
@@ -99,11 +102,18 @@ export class BodyWriter {
   }
 }
 
+const readers = new WeakMap<SpoolDb, { inline: Statement<unknown[]>; chunk: Statement<unknown[]> }>();
+
 /** The stored body as a stream, one chunk in memory at a time. */
 export function readBody(db: SpoolDb, id: number): Readable {
-  const inline = db.prepare('SELECT body FROM messages WHERE id = ?').pluck().get(id) as Buffer | null | undefined;
+  let sql = readers.get(db);
+  if (!sql) {
+    sql = { inline: db.prepare('SELECT body FROM messages WHERE id = ?').pluck(), chunk: db.prepare('SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?').pluck() };
+    readers.set(db, sql);
+  }
+  const inline = sql.inline.get(id) as Buffer | null | undefined;
   if (inline) return Readable.from([inline], { objectMode: false });
-  const chunk = db.prepare('SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?').pluck();
+  const chunk = sql.chunk;
   function* chunks(): Generator<Buffer> {
     for (let seq = 0; ; seq++) {
       const data = chunk.get(id, seq) as Buffer | undefined;

@@ -6,6 +6,8 @@ export const RESCAN_MS = 5_000;
 const BUSY_RESCAN_MS = 1_000;
 /** Beyond this many waiting, fresh messages are left to the spool scan (memory on a Pi). */
 const MAX_FRESH = 10_000;
+/** Beyond this many body bytes waiting, fresh messages come without theirs (read from the spool). */
+const MAX_FRESH_BODY_BYTES = 8 * 1024 * 1024;
 
 /**
  * What delivery may take without asking SQLite: messages just committed by this process, in
@@ -15,6 +17,7 @@ const MAX_FRESH = 10_000;
  */
 export class DueQueue {
   private readonly fresh = new Map<number, ClaimedMessage>();
+  private bodyBytes = 0;
   /** When the spool must be read again; 0 = now (at start: whatever a crash or a restart left). */
   private scanAt = 0;
 
@@ -24,6 +27,8 @@ export class DueQueue {
       this.scanAt = 0;
       return;
     }
+    if (message.body && this.bodyBytes + message.body.length > MAX_FRESH_BODY_BYTES) message = { ...message, body: undefined };
+    this.bodyBytes += message.body?.length ?? 0;
     this.fresh.set(message.id, message);
   }
 
@@ -32,7 +37,7 @@ export class DueQueue {
     const taken: ClaimedMessage[] = [];
     for (const [id, message] of this.fresh) {
       if (taken.length >= limit) break;
-      this.fresh.delete(id);
+      this.remove(id);
       if (!held(id)) taken.push(message);
     }
     return taken;
@@ -42,6 +47,7 @@ export class DueQueue {
   remove(id: number): ClaimedMessage | undefined {
     const message = this.fresh.get(id);
     this.fresh.delete(id);
+    this.bodyBytes -= message?.body?.length ?? 0;
     return message;
   }
 

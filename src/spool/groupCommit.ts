@@ -32,23 +32,41 @@ export class GroupCommit {
   private syncing = false;
   private readonly wal: WalSync | null;
 
+  /** Prepared once: `db.pragma()` would prepare the statement again on every commit. */
+  private readonly pragmas;
+
   constructor(private readonly db: SpoolDb) {
     this.wal = WalSync.open(db.name);
+    const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
+    this.pragmas = {
+      FULL: db.prepare('PRAGMA synchronous = FULL'),
+      NORMAL: db.prepare('PRAGMA synchronous = NORMAL'),
+      noWait: db.prepare('PRAGMA busy_timeout = 0'),
+      wait: db.prepare(`PRAGMA busy_timeout = ${busyTimeout}`),
+    };
   }
 
   durable<T>(work: () => T): Promise<T> {
     // While a sync runs, its end commits whatever queued meanwhile: one commit per sync.
-    if (!this.syncing) this.immediate ??= setImmediate(() => this.flush());
+    if (!this.syncing) this.immediate ??= setImmediate(() => this.commitQueued(true));
     return this.enqueue(work, true);
   }
 
   lazy<T>(work: () => T): Promise<T> {
-    this.timer ??= setTimeout(() => this.flush(), LAZY_MS);
+    this.timer ??= setTimeout(() => this.commitQueued(true), LAZY_MS);
     return this.enqueue(work, false);
   }
 
-  /** Commits whatever is queued now; durable writes resolve after the sync that follows. */
+  /** Commits whatever is queued now, waiting for the write lock if need be; durable writes resolve after the sync that follows. */
   flush(): void {
+    this.commitQueued(false);
+  }
+
+  /**
+   * `nonBlocking`: when another connection (the other thread, the CLI) holds the write lock, try
+   * again in a moment instead of letting SQLite's busy handler put the whole thread to sleep.
+   */
+  private commitQueued(nonBlocking: boolean): void {
     clearImmediate(this.immediate);
     clearTimeout(this.timer);
     this.immediate = this.timer = undefined;
@@ -56,12 +74,14 @@ export class GroupCommit {
     this.pending = [];
     if (batch.length === 0) return;
     const sync = batch.some((item) => item.durable);
-    if (sync && !this.wal) {
-      this.commit(batch, 'FULL'); // no WAL file of our own to sync: let SQLite fsync
+    // Without a WAL file of our own to sync, SQLite fsyncs.
+    const committed = this.commit(batch, sync && !this.wal ? 'FULL' : 'NORMAL', nonBlocking);
+    if (!committed) {
+      this.pending = batch.concat(this.pending);
+      this.timer = setTimeout(() => this.commitQueued(true), 0);
       return;
     }
-    this.commit(batch, 'NORMAL');
-    if (sync && !this.syncing) this.startSync();
+    if (sync && this.wal && !this.syncing) this.startSync();
   }
 
   /** Commits and syncs everything now, on this thread, then closes the database. */
@@ -80,22 +100,31 @@ export class GroupCommit {
     this.wal?.close();
   }
 
-  private commit(batch: Pending[], synchronous: 'FULL' | 'NORMAL'): void {
-    this.db.pragma(`synchronous = ${synchronous}`);
+  /** False when `nonBlocking` and the write lock is taken: nothing was done. */
+  private commit(batch: Pending[], synchronous: 'FULL' | 'NORMAL', nonBlocking: boolean): boolean {
+    this.pragmas[synchronous].run();
+    if (nonBlocking) this.pragmas.noWait.run();
     try {
       const results: unknown[] = [];
       try {
-        this.db.transaction(() => {
-          for (const item of batch) results.push(item.work());
-        })();
-      } catch {
+        // IMMEDIATE takes the write lock first: a busy lock shows before any work is done.
+        this.db
+          .transaction(() => {
+            for (const item of batch) results.push(item.work());
+          })
+          .immediate();
+      } catch (err) {
+        if (nonBlocking && isBusy(err)) return false;
         // One failing write must not take the others down with it: commit them one by one.
+        this.pragmas.wait.run();
         for (const item of batch) this.runAlone(item, synchronous);
-        return;
+        return true;
       }
       batch.forEach((item, i) => this.settle(item, results[i], synchronous));
+      return true;
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.pragmas.FULL.run();
+      this.pragmas.wait.run();
     }
   }
 
@@ -125,7 +154,7 @@ export class GroupCommit {
       // After close() these are settled already (and the database is gone): nothing to do.
       if (!this.db.open) return;
       for (const w of waiting) err ? w.reject(err) : w.resolve();
-      if (this.pending.some((item) => item.durable)) this.flush();
+      if (this.pending.some((item) => item.durable)) this.commitQueued(true);
       else if (this.unsynced.length > 0) this.startSync();
     });
   }
@@ -133,4 +162,8 @@ export class GroupCommit {
   private enqueue<T>(work: () => T, durable: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => this.pending.push({ work, durable, resolve, reject }));
   }
+}
+
+function isBusy(err: unknown): boolean {
+  return String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE_BUSY');
 }

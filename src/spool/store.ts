@@ -11,6 +11,9 @@ export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } 
 
 type Row = Record<string, any>;
 
+/** Bodies up to this size go to delivery with the message, from memory. */
+const HANDED_OVER_BYTES = 64 * 1024;
+
 /** The write side of the spool: accept, claim, record outcomes, retry, drop. */
 export class SpoolStore {
   private readonly commits: GroupCommit;
@@ -49,7 +52,9 @@ export class SpoolStore {
   async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
     const now = Date.now();
     const id = await this.commits.durable(() => this.insertMessage(body, message, now));
-    const queued = { id, mailFrom: message.mailFrom, recipients: [...new Set(message.recipients)], size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null };
+    const queued: ClaimedMessage = { id, mailFrom: message.mailFrom, recipients: [...new Set(message.recipients)], size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null };
+    // A copy of its own: a small Buffer shares an 8 KiB pool, which a thread hand-over would copy whole.
+    if (body.inline && body.inline.length <= HANDED_OVER_BYTES) queued.body = new Uint8Array(body.inline);
     if (this.options.queued) this.options.queued(queued);
     else this.offer(queued);
     this.emit({ id, event: 'accepted', upstream: null, reply: null, recipients: message.recipients });

@@ -19,6 +19,8 @@ export interface ClaimedMessage {
   attempts: number;
   queuedAt: number;
   onlyUpstream: string | null;
+  /** The raw message, when it is small and was just accepted: delivery need not read it back. */
+  body?: Uint8Array;
 }
 
 /** One upstream's answer for some recipients, as the delivery log keeps it. */
