@@ -98,6 +98,9 @@ export function openSpool(dataDir: string, options: { readonly?: boolean } = {})
   if (!options.readonly) mkdirSync(dataDir, { recursive: true, mode: 0o750 });
   const db = new Database(spoolPath(dataDir), { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
   db.pragma('busy_timeout = 5000');
+  // better-sqlite3 builds SQLite with a 16 MiB page cache per connection; relaying a 30 MB scan
+  // (written, read back, deleted) would fill one per thread. The hot pages of the spool fit in 2.
+  db.pragma('cache_size = -2048');
   if (options.readonly) return db;
   // Small pages: a commit rewrites every page it touches, and one message touches a few rows in
   // several tables. 1 KiB pages write ~40% fewer bytes per message than 4 KiB (bench/) — an SD
