@@ -142,9 +142,10 @@ export class DeliveryThread {
       }
     } else if (message.type === 'idle' && message.seen === this.posted && !this.closed && !this.idleStop) {
       // It has handled everything sent to it and has nothing to do: let it go.
-      this.idleStop = this.stopWorker(0).finally(() => {
+      this.idleStop = this.stopIdle().finally(() => {
         this.idleStop = null;
-        void this.look();
+        if (this.worker) this.flush(); // it refused: work came up
+        else void this.look();
       });
     }
   }
@@ -163,6 +164,27 @@ export class DeliveryThread {
     const wait = next === null ? LOOK_MS : Math.min(LOOK_MS, next - Date.now());
     this.lookTimer = setTimeout(() => void this.look(), wait);
     this.lookTimer.unref();
+  }
+
+  /** Resolves when the thread has exited, or has said it is busy again (then it stays). */
+  private stopIdle(): Promise<void> {
+    const worker = this.worker!;
+    return new Promise<void>((resolve) => {
+      const busy = (m: FromDelivery) => {
+        if (m.type !== 'busy') return;
+        worker.off('exit', exited);
+        worker.off('message', busy);
+        resolve();
+      };
+      const exited = () => {
+        worker.off('message', busy);
+        this.worker = null;
+        resolve();
+      };
+      worker.on('message', busy);
+      worker.once('exit', exited);
+      worker.postMessage({ type: 'stop', graceMs: 0, idle: true } satisfies ToDelivery);
+    });
   }
 
   private async stopWorker(graceMs: number): Promise<void> {

@@ -26,7 +26,8 @@ export type ToDelivery =
   | { type: 'queued'; messages: ClaimedMessage[] }
   | { type: 'due' }
   | { type: 'dropped'; id: number }
-  | { type: 'stop'; graceMs: number };
+  /** `idle`: the answer to an `idle` offer, refused (`busy`) if work came up meanwhile. */
+  | { type: 'stop'; graceMs: number; idle?: boolean };
 
 /** Delivery thread → main thread. */
 export type FromDelivery =
@@ -34,7 +35,9 @@ export type FromDelivery =
   | { type: 'failed'; message: string }
   | { type: 'events'; events: Array<{ message: MessageEvent } | { upstream: UpstreamEvent }> }
   /** Nothing in flight, nothing due for `idleMs`; `seen` = messages from the main thread handled so far. */
-  | { type: 'idle'; seen: number };
+  | { type: 'idle'; seen: number }
+  /** An idle stop arrived after new work had started: the thread goes on. */
+  | { type: 'busy' };
 
 const port = parentPort!;
 const { config, logLevel, idleMs } = workerData as DeliveryWorkerInput;
@@ -93,6 +96,8 @@ try {
       case 'dropped':
         return spool.forget(message.id);
       case 'stop':
+        // A retry may have fallen due between the offer and this answer: finish it first.
+        if (message.idle && scheduler.busy) return post({ type: 'busy' });
         clearInterval(idleCheck);
         return void stop(scheduler, spool, message.graceMs);
     }
