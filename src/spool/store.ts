@@ -20,6 +20,8 @@ export class SpoolStore {
   /** Messages handed to delivery whose outcome is not recorded yet. */
   private readonly claimed = new Set<number>();
   private readonly due = new DueQueue();
+  /** Claimed messages whose outcome is on its way to disk. */
+  private readonly settling = new Set<number>();
 
   /**
    * `queued` receives every message this store commits as queued, for a delivery that runs
@@ -101,6 +103,8 @@ export class SpoolStore {
     for (const m of picked) {
       this.claimed.add(m.id);
       void this.commits.lazy(() => {
+        // Delivered before the claim reached the disk: the outcome says it all, one write fewer.
+        if (this.settling.has(m.id)) return;
         this.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, m.id);
       });
     }
@@ -183,7 +187,13 @@ export class SpoolStore {
 
   /** Records one delivery round and moves the message to its next state. */
   async recordOutcome(id: number, outcome: DeliveryOutcome): Promise<void> {
-    const events = await this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now()));
+    this.settling.add(id);
+    let events: MessageEvent[];
+    try {
+      events = await this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now()));
+    } finally {
+      this.settling.delete(id);
+    }
     this.claimed.delete(id);
     this.due.dueAt(outcome.retryAt); // if it was deferred; an extra scan otherwise
     for (const e of events) this.emit(e);
