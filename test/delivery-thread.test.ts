@@ -7,7 +7,7 @@ import { openSpool } from '../src/spool/db.js';
 import { getMessage } from '../src/spool/log.js';
 import { SpoolStore } from '../src/spool/store.js';
 import { relayConfig, waitFor } from './helpers/relay.js';
-import { TestUpstream } from './helpers/testUpstream.js';
+import { TestUpstream, type Received } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 
 /**
@@ -46,7 +46,7 @@ async function setup(idleMs = 300, retryFirst = '200ms') {
   return { up, spool, thread, seen, accept, stateOf };
 }
 
-const subjectOf = (m: { raw?: Buffer }) => /^Subject: (.*)\r$/m.exec(m.raw!.toString())?.[1];
+const subjectOf = (m: Received) => /^Subject: (.*)\r$/m.exec(m.raw!.toString())?.[1];
 
 describe('the delivery thread', () => {
   it('starts with the first message, stops when idle, and starts again for the next one', async () => {
