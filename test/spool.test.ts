@@ -6,7 +6,7 @@ import { RelayEvents, type MessageEvent } from '../src/events.js';
 import { CHUNK_BYTES } from '../src/spool/body.js';
 import { openSpool, SCHEMA_VERSION } from '../src/spool/db.js';
 import { getMessage, listMessages, queueCounts } from '../src/spool/log.js';
-import { SpoolStore } from '../src/spool/store.js';
+import { SpoolStore, type ClaimedMessage } from '../src/spool/store.js';
 import { tempDir } from './helpers/tmp.js';
 
 function open(dir = tempDir()) {
@@ -24,6 +24,26 @@ async function put(store: SpoolStore, body: Buffer | string, recipients = ['a@ex
 }
 
 describe('spool', () => {
+  it('hands a message to delivery once, though it reach the delivering store twice (a scan, then its hand-over)', async () => {
+    const dir = tempDir();
+    const handedOver: ClaimedMessage[] = [];
+    const ingress = new SpoolStore(openSpool(dir), undefined, { queued: (m) => handedOver.push(m) });
+    const delivery = new SpoolStore(openSpool(dir));
+    const id = await put(ingress, 'Subject: once\r\n\r\nhi\r\n');
+    const [scanned] = delivery.claimDue(Date.now(), 10); // a scan saw it before the hand-over arrived
+    expect(scanned!.id).toBe(id);
+    await delivery.recordOutcome(id, { retryAt: 0, records: [{ event: 'delivered', upstream: 'up', recipients: ['a@example.com'], reply: '250 ok', durationMs: 1 }] });
+    delivery.offer(handedOver[0]!); // the hand-over, late
+    expect(delivery.claimDue(Date.now(), 10)).toEqual([]);
+
+    const again = await put(ingress, 'Subject: twice\r\n\r\nhi\r\n');
+    delivery.offer(handedOver[1]!);
+    expect(delivery.claimDue(Date.now(), 10).map((m) => m.id)).toEqual([again]); // from memory, body and all
+    expect(Buffer.from(handedOver[1]!.body!).toString()).toBe('Subject: twice\r\n\r\nhi\r\n');
+    ingress.close();
+    delivery.close();
+  });
+
   it('keeps an accepted message with its envelope and exact bytes, and announces it', async () => {
     const { store, seen, db } = open();
     const id = await put(store, 'Subject: scan\r\n\r\nhello\r\n', ['a@example.com', 'b@example.com']);

@@ -1,15 +1,14 @@
-import type { Statement } from 'better-sqlite3';
 import type { MessageEvent, RelayEvents } from '../events.js';
 import { BodyWriter, readBody } from './body.js';
 import type { SpoolDb } from './db.js';
 import { DueQueue } from './dueQueue.js';
 import { pruneFinished, recoverInterrupted } from './maintenance.js';
 import { GroupCommit } from './groupCommit.js';
+import { SpoolRows, type Row } from './rows.js';
 import type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
 export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
-type Row = Record<string, any>;
 
 /** Bodies up to this size go to delivery with the message, from memory. */
 const HANDED_OVER_BYTES = 64 * 1024;
@@ -17,6 +16,7 @@ const HANDED_OVER_BYTES = 64 * 1024;
 /** The write side of the spool: accept, claim, record outcomes, retry, drop. */
 export class SpoolStore {
   private readonly commits: GroupCommit;
+  private readonly rows: SpoolRows;
   /** Messages handed to delivery whose outcome is not recorded yet. */
   private readonly claimed = new Set<number>();
   private readonly due = new DueQueue();
@@ -34,15 +34,7 @@ export class SpoolStore {
     private readonly options: { queued?: (message: ClaimedMessage) => void } = {},
   ) {
     this.commits = new GroupCommit(db);
-  }
-
-  private readonly statements = new Map<string, Statement<unknown[]>>();
-
-  /** Prepared once, reused: preparing is most of the cost of a small statement. */
-  private sql(text: string): Statement<unknown[]> {
-    let stmt = this.statements.get(text);
-    if (!stmt) this.statements.set(text, (stmt = this.db.prepare<unknown[]>(text)));
-    return stmt;
+    this.rows = new SpoolRows(db);
   }
 
   /** A writer for one incoming body; hand it to `accept` when the data is complete. */
@@ -53,39 +45,13 @@ export class SpoolStore {
   /** Commits the message and fsyncs; only after this resolves may the client hear `250`. */
   async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
     const now = Date.now();
-    const id = await this.commits.durable(() => this.insertMessage(body, message, now));
+    const id = await this.commits.durable(() => this.rows.insertMessage(body, message, now));
     const queued: ClaimedMessage = { id, mailFrom: message.mailFrom, recipients: [...new Set(message.recipients)], size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null };
     // A copy of its own: a small Buffer shares an 8 KiB pool, which a thread hand-over would copy whole.
     if (body.inline && body.inline.length <= HANDED_OVER_BYTES) queued.body = new Uint8Array(body.inline);
     if (this.options.queued) this.options.queued(queued);
     else this.offer(queued);
     this.emit({ id, event: 'accepted', upstream: null, reply: null, recipients: message.recipients });
-    return id;
-  }
-
-  private insertMessage(body: BodyWriter, m: AcceptedMessage, now: number): number {
-    const values = [now, now, m.mailFrom, m.client ?? null, m.authUser ?? null, m.subject ?? null, body.size, now, m.onlyUpstream ?? null, now];
-    let id: number;
-    if (body.id === null) {
-      const info = this.sql(
-          `INSERT INTO messages (received_at, queued_at, mail_from, client, auth_user, subject, size, state, next_attempt_at, only_upstream, updated_at, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
-        )
-        .run(...values, body.takeInline());
-      id = Number(info.lastInsertRowid);
-    } else {
-      id = body.id;
-      body.flushRemainder();
-      this.sql(
-          `UPDATE messages SET received_at = ?, queued_at = ?, mail_from = ?, client = ?, auth_user = ?, subject = ?, size = ?,
-             state = 'queued', next_attempt_at = ?, only_upstream = ?, updated_at = ? WHERE id = ?`,
-        )
-        .run(...values, id);
-    }
-    const addRcpt = this.sql(`INSERT OR IGNORE INTO recipients (message_id, rcpt, state) VALUES (?, ?, 'pending')`);
-    for (const rcpt of m.recipients) addRcpt.run(id, rcpt);
-    const logFrom = this.appendLog(id, now, 'accepted', null, m.recipients, null, null);
-    this.sql(`UPDATE messages SET log_from = ? WHERE id = ?`).run(logFrom, id);
     return id;
   }
 
@@ -99,13 +65,15 @@ export class SpoolStore {
   claimDue(now: number, limit: number): ClaimedMessage[] {
     if (limit <= 0) return [];
     const picked = this.due.scanDue(now) ? this.scanDue(now, limit) : [];
-    picked.push(...this.due.take(limit - picked.length, (id) => this.claimed.has(id)));
+    // A fresh message may have reached delivery twice (a scan found it while it was being handed
+    // over): only one still `queued` on disk and not in flight is taken.
+    picked.push(...this.due.take(limit - picked.length, (id) => this.claimed.has(id) || this.rows.stateOf(id) !== 'queued'));
     for (const m of picked) {
       this.claimed.add(m.id);
       void this.commits.lazy(() => {
         // Delivered before the claim reached the disk: the outcome says it all, one write fewer.
         if (this.settling.has(m.id)) return;
-        this.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, m.id);
+        this.rows.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, m.id);
       });
     }
     return picked;
@@ -113,17 +81,17 @@ export class SpoolStore {
 
   private scanDue(now: number, limit: number): ClaimedMessage[] {
     const wanted = limit + this.claimed.size;
-    const due = this.sql(
+    const due = this.rows.sql(
       `SELECT id, mail_from, size, attempts, queued_at, only_upstream FROM messages
        WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'deferred')
        ORDER BY next_attempt_at LIMIT ?`,
     ).all(now, wanted) as Row[];
     const rows = due.filter((r) => !this.claimed.has(r.id)).slice(0, limit);
     const onlyFresh = rows.every((r) => this.due.isFresh(r.id));
-    const picked = rows.map((r) => this.due.remove(r.id) ?? this.claimedMessage(r));
+    const picked = rows.map((r) => this.due.remove(r.id) ?? this.rows.claimedMessage(r));
     const exhausted = due.length < wanted;
     const nextAt = exhausted
-      ? (this.sql(`SELECT min(next_attempt_at) FROM messages WHERE next_attempt_at > ?`).pluck().get(now) as number | null)
+      ? (this.rows.sql(`SELECT min(next_attempt_at) FROM messages WHERE next_attempt_at > ?`).pluck().get(now) as number | null)
       : null;
     this.due.scanned(now, { exhausted, onlyFresh, nextAt });
     return picked;
@@ -131,26 +99,14 @@ export class SpoolStore {
 
   /** Claims one message if it is waiting (queued or deferred), on disk at once; null when someone else has it. */
   claim(id: number, now = Date.now()): ClaimedMessage | null {
-    const r = this.sql(
+    const r = this.rows.sql(
       `UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')
        RETURNING id, mail_from, size, attempts, queued_at, only_upstream`,
     ).get(now, id) as Row | undefined;
     if (!r) return null;
     this.claimed.add(id);
     this.due.remove(id);
-    return this.claimedMessage(r);
-  }
-
-  private claimedMessage(r: Row): ClaimedMessage {
-    return {
-      id: r.id,
-      mailFrom: r.mail_from,
-      recipients: this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state = 'pending'`).pluck().all(r.id) as string[],
-      size: r.size,
-      attempts: r.attempts,
-      queuedAt: r.queued_at,
-      onlyUpstream: r.only_upstream,
-    };
+    return this.rows.claimedMessage(r);
   }
 
   /** A message another store committed as queued: due now, no need to read it back. */
@@ -175,7 +131,7 @@ export class SpoolStore {
 
   /** When the next queued or deferred message that is not already being delivered falls due (ms), or null. */
   nextDueAt(): number | null {
-    const rows = this.sql(`SELECT id, next_attempt_at FROM messages WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?`).all(
+    const rows = this.rows.sql(`SELECT id, next_attempt_at FROM messages WHERE next_attempt_at IS NOT NULL ORDER BY next_attempt_at LIMIT ?`).all(
       this.claimed.size + 1,
     ) as Row[];
     return rows.find((r) => !this.claimed.has(r.id))?.next_attempt_at ?? null;
@@ -205,29 +161,29 @@ export class SpoolStore {
   }
 
   private writeOutcome(id: number, outcome: DeliveryOutcome, now: number): MessageEvent[] {
-    const setRcpt = this.sql(`UPDATE recipients SET state = ?, upstream = ?, reply = ? WHERE message_id = ? AND rcpt = ? AND state = 'pending'`);
+    const setRcpt = this.rows.sql(`UPDATE recipients SET state = ?, upstream = ?, reply = ? WHERE message_id = ? AND rcpt = ? AND state = 'pending'`);
     const events: MessageEvent[] = [];
     let last: AttemptRecord | undefined;
     outcome.records.forEach((r, i) => {
       if (r.event !== 'deferred') for (const rcpt of r.recipients) setRcpt.run(r.event, r.upstream, r.reply, id, rcpt);
-      this.appendLog(id, now, r.event, r.upstream, r.recipients, r.reply, r.durationMs);
+      this.rows.appendLog(id, now, r.event, r.upstream, r.recipients, r.reply, r.durationMs);
       // A deferral that a later upstream in the same round settled is an attempt, not a state change.
       const settledLater = r.event === 'deferred' && outcome.records.slice(i + 1).some((l) => l.recipients.some((x) => r.recipients.includes(x)));
       if (!settledLater) events.push({ id, event: r.event, upstream: r.upstream, reply: r.reply, recipients: r.recipients, at: new Date(now), durationMs: r.durationMs });
       last = r;
     });
-    const counts = this.sql(`SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM recipients WHERE message_id = ?`)
+    const counts = this.rows.sql(`SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM recipients WHERE message_id = ?`)
       .get(id) as Row;
-    const current = this.sql(`SELECT state FROM messages WHERE id = ?`).pluck().get(id);
+    const current = this.rows.stateOf(id);
     // Dropped by a person while in flight: keep the log of the attempt, but the drop stands.
     if (current === 'dropped') return events;
     const state = counts.pending > 0 ? 'deferred' : counts.failed > 0 ? 'failed' : 'delivered';
-    this.sql(
+    this.rows.sql(
         `UPDATE messages SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_reply = coalesce(?, last_reply),
            upstream = coalesce(?, upstream), updated_at = ? WHERE id = ?`,
       )
       .run(state, state === 'deferred' ? outcome.retryAt : null, last?.reply ?? null, last?.upstream ?? null, now, id);
-    if (state === 'delivered') this.deleteBody(id);
+    if (state === 'delivered') this.rows.deleteBody(id);
     return events;
   }
 
@@ -244,18 +200,18 @@ export class SpoolStore {
   private markRetry(id: number): boolean {
     const now = Date.now();
     return this.db.transaction(() => {
-      const info = this.sql(`UPDATE messages SET state = 'queued', next_attempt_at = ?, queued_at = ?, updated_at = ? WHERE id = ? AND state IN ('failed', 'deferred', 'queued')`)
+      const info = this.rows.sql(`UPDATE messages SET state = 'queued', next_attempt_at = ?, queued_at = ?, updated_at = ? WHERE id = ? AND state IN ('failed', 'deferred', 'queued')`)
         .run(now, now, now, id);
       if (info.changes === 0) return false;
-      const rcpts = this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state IN ('failed', 'pending')`).pluck().all(id) as string[];
-      this.sql(`UPDATE recipients SET state = 'pending' WHERE message_id = ? AND state = 'failed'`).run(id);
-      this.appendLog(id, now, 'retry', null, rcpts, 'retry requested', null);
+      const rcpts = this.rows.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state IN ('failed', 'pending')`).pluck().all(id) as string[];
+      this.rows.sql(`UPDATE recipients SET state = 'pending' WHERE message_id = ? AND state = 'failed'`).run(id);
+      this.rows.appendLog(id, now, 'retry', null, rcpts, 'retry requested', null);
       return true;
     })();
   }
 
   retryAllFailed(): number[] {
-    const ids = this.sql(`SELECT id FROM messages WHERE state = 'failed'`).pluck().all() as number[];
+    const ids = this.rows.sql(`SELECT id FROM messages WHERE state = 'failed'`).pluck().all() as number[];
     return ids.filter((id) => this.retry(id));
   }
 
@@ -263,13 +219,13 @@ export class SpoolStore {
   drop(id: number, reason = 'dropped by a person'): boolean {
     const now = Date.now();
     const rcpts = this.db.transaction(() => {
-      const info = this.sql(`UPDATE messages SET state = 'dropped', next_attempt_at = NULL, last_reply = ?, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred', 'failed', 'delivering')`)
+      const info = this.rows.sql(`UPDATE messages SET state = 'dropped', next_attempt_at = NULL, last_reply = ?, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred', 'failed', 'delivering')`)
         .run(reason, now, id);
       if (info.changes === 0) return null;
-      const pending = this.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state IN ('pending', 'failed')`).pluck().all(id) as string[];
-      this.sql(`UPDATE recipients SET state = 'dropped' WHERE message_id = ? AND state IN ('pending', 'failed')`).run(id);
-      this.deleteBody(id);
-      this.appendLog(id, now, 'dropped', null, pending, reason, null);
+      const pending = this.rows.sql(`SELECT rcpt FROM recipients WHERE message_id = ? AND state IN ('pending', 'failed')`).pluck().all(id) as string[];
+      this.rows.sql(`UPDATE recipients SET state = 'dropped' WHERE message_id = ? AND state IN ('pending', 'failed')`).run(id);
+      this.rows.deleteBody(id);
+      this.rows.appendLog(id, now, 'dropped', null, pending, reason, null);
       return pending;
     })();
     if (rcpts === null) return false;
@@ -296,17 +252,6 @@ export class SpoolStore {
   /** Commits and syncs anything still queued, then closes the database. */
   close(): void {
     this.commits.close();
-  }
-
-  private deleteBody(id: number): void {
-    this.sql(`UPDATE messages SET body = NULL WHERE id = ? AND body IS NOT NULL`).run(id);
-    this.sql(`DELETE FROM body_chunks WHERE message_id = ?`).run(id);
-  }
-
-  private appendLog(id: number, at: number, event: string, upstream: string | null, rcpts: string[], reply: string | null, durationMs: number | null): number {
-    const info = this.sql(`INSERT INTO log (at, message_id, event, upstream, recipients, reply, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .run(at, id, event, upstream, rcpts.join('\n'), reply, durationMs);
-    return Number(info.lastInsertRowid);
   }
 
   private emit(e: Omit<MessageEvent, 'at'> & { at?: Date }): void {
