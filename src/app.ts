@@ -4,7 +4,7 @@ import type { Config } from './config/schema.js';
 import { DeliveryThread } from './delivery/thread.js';
 import { RelayEvents } from './events.js';
 import { SmtpIngress } from './ingress/smtp.js';
-import { openSpool, type SpoolDb } from './spool/db.js';
+import { openSpool } from './spool/db.js';
 import { SpoolStore } from './spool/store.js';
 import type { Feature, FeatureContext } from './feature.js';
 import { StatusTracker } from './status/tracker.js';
@@ -22,7 +22,6 @@ interface AppParts {
   config: Config;
   logger: Logger;
   events: RelayEvents;
-  db: SpoolDb;
   spool: SpoolStore;
   delivery: DeliveryThread;
   ingress: SmtpIngress;
@@ -56,7 +55,7 @@ export class RelayApp {
     const upstreamNames = config.upstreams.map((u) => u.name);
     const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION });
     const features = await createFeatures({ config, logger, events, spool, status });
-    const app = new RelayApp({ config, logger, events, db, spool, delivery, ingress, status, features });
+    const app = new RelayApp({ config, logger, events, spool, delivery, ingress, status, features });
     events.on('message', (e) => {
       if (e.event === 'dropped') delivery.dropped(e.id);
     });

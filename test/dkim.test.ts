@@ -131,16 +131,22 @@ describe('dkim config', () => {
   });
 });
 
+/** relaybox signing with the test key, relaying to a test upstream. */
+async function signingRelay() {
+  const up = await TestUpstream.start();
+  const dir = tempDir();
+  const { port } = await startRelay(
+    relayConfig(dir, {
+      upstreams: [{ name: 'primary', type: 'smtp', host: '127.0.0.1', port: up.port, security: 'none' }],
+      dkim: { domain: DOMAIN, selector: SELECTOR, private_key: PEM },
+    }),
+  );
+  return { up, dir, port };
+}
+
 describe('DKIM end to end', () => {
   it('a sloppy scanner message arrives signed, and the receiving side verifies it', async () => {
-    const up = await TestUpstream.start();
-    const dir = tempDir();
-    const { port } = await startRelay(
-      relayConfig(dir, {
-        upstreams: [{ name: 'primary', type: 'smtp', host: '127.0.0.1', port: up.port, security: 'none' }],
-        dkim: { domain: DOMAIN, selector: SELECTOR, private_key: PEM },
-      }),
-    );
+    const { up, dir, port } = await signingRelay();
     await sendMail(port, { from: 'scanner@example.com', to: ['office@example.com'], raw: 'From: scanner@example.com\nTo: office@example.com\nSubject: scan\n\nPDF\n' });
     const [received] = await up.waitForMessages(1);
     const text = received!.raw!.toString();
@@ -152,14 +158,7 @@ describe('DKIM end to end', () => {
   });
 
   it('a 30 MB scan goes out signed through the disk cache and verifies', async () => {
-    const up = await TestUpstream.start();
-    const dir = tempDir();
-    const { port } = await startRelay(
-      relayConfig(dir, {
-        upstreams: [{ name: 'primary', type: 'smtp', host: '127.0.0.1', port: up.port, security: 'none' }],
-        dkim: { domain: DOMAIN, selector: SELECTOR, private_key: PEM },
-      }),
-    );
+    const { up, dir, port } = await signingRelay();
     const base64 = randomBytes(22 * 1024 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n');
     const raw = Buffer.from(`From: scanner@example.com\r\nTo: a@example.com\r\nSubject: big scan\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n${base64}\r\n`);
     await sendMail(port, { to: ['a@example.com'], raw });

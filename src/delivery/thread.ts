@@ -4,11 +4,10 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { RelayEvents } from '../events.js';
+import { RESCAN_MS } from '../spool/dueQueue.js';
 import type { ClaimedMessage } from '../spool/store.js';
 import type { DeliveryWorkerInput, FromDelivery, ToDelivery } from './worker.js';
 
-/** A stopped delivery thread looks at the spool this often for mail that fell due (retries, the CLI). */
-const LOOK_MS = 5_000;
 const STOP_MARGIN_MS = 5_000;
 
 export interface DeliveryThreadOptions {
@@ -80,7 +79,7 @@ export class DeliveryThread {
     clearTimeout(this.lookTimer);
     await this.starting?.catch(() => {});
     await this.idleStop;
-    if (this.worker) await this.stopWorker(graceMs);
+    if (this.worker) await this.requestStop(graceMs, false);
   }
 
   private flush(): void {
@@ -142,9 +141,9 @@ export class DeliveryThread {
       }
     } else if (message.type === 'idle' && message.seen === this.posted && !this.closed && !this.idleStop) {
       // It has handled everything sent to it and has nothing to do: let it go.
-      this.idleStop = this.stopIdle().finally(() => {
+      this.idleStop = this.requestStop(0, true).then((how) => {
         this.idleStop = null;
-        if (this.worker) this.flush(); // it refused: work came up
+        if (how === 'busy') this.flush();
         else void this.look();
       });
     }
@@ -161,40 +160,33 @@ export class DeliveryThread {
       this.options.logger.error({ err }, 'cannot read the spool; looking again shortly');
     }
     if (next !== null && next <= Date.now()) return this.launch();
-    const wait = next === null ? LOOK_MS : Math.min(LOOK_MS, next - Date.now());
+    // As often as a running thread rescans: for retries falling due and the CLI's changes.
+    const wait = next === null ? RESCAN_MS : Math.min(RESCAN_MS, next - Date.now());
     this.lookTimer = setTimeout(() => void this.look(), wait);
     this.lookTimer.unref();
   }
 
-  /** Resolves when the thread has exited, or has said it is busy again (then it stays). */
-  private stopIdle(): Promise<void> {
+  /**
+   * Asks the thread to stop, ending it by force `graceMs` + a margin later. An idle stop may be
+   * refused (`busy`: work came up meanwhile) and the thread then stays.
+   */
+  private requestStop(graceMs: number, idle: boolean): Promise<'exited' | 'busy'> {
     const worker = this.worker!;
-    return new Promise<void>((resolve) => {
-      const busy = (m: FromDelivery) => {
-        if (m.type !== 'busy') return;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => void worker.terminate(), graceMs + STOP_MARGIN_MS);
+      const finish = (how: 'exited' | 'busy') => {
+        clearTimeout(timer);
+        worker.off('message', busy);
         worker.off('exit', exited);
-        worker.off('message', busy);
-        resolve();
+        if (how === 'exited') this.worker = null;
+        resolve(how);
       };
-      const exited = () => {
-        worker.off('message', busy);
-        this.worker = null;
-        resolve();
-      };
+      const busy = (m: FromDelivery) => m.type === 'busy' && finish('busy');
+      const exited = () => finish('exited');
       worker.on('message', busy);
       worker.once('exit', exited);
-      worker.postMessage({ type: 'stop', graceMs: 0, idle: true } satisfies ToDelivery);
+      worker.postMessage({ type: 'stop', graceMs, idle } satisfies ToDelivery);
     });
-  }
-
-  private async stopWorker(graceMs: number): Promise<void> {
-    const worker = this.worker!;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    worker.postMessage({ type: 'stop', graceMs } satisfies ToDelivery);
-    const timer = setTimeout(() => void worker.terminate(), graceMs + STOP_MARGIN_MS);
-    await exited;
-    clearTimeout(timer);
-    this.worker = null;
   }
 
   private post(message: ToDelivery): void {

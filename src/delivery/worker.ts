@@ -78,8 +78,9 @@ try {
   events.on('message', () => (busyAt = Date.now()));
   const idleCheck = setInterval(() => {
     const now = Date.now();
-    const next = spool.nextDueAt();
-    if (scheduler.busy || now - busyAt < idleMs || (next !== null && next - now < idleMs)) return;
+    if (scheduler.busy || now - busyAt < idleMs) return;
+    const next = spool.nextDueAt(); // read only once the cheap signs say idle
+    if (next !== null && next - now < idleMs) return;
     post({ type: 'idle', seen });
   }, Math.max(50, idleMs / 6));
   idleCheck.unref();

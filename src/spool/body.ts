@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
-import type { Statement } from 'better-sqlite3';
 import type { SpoolDb } from './db.js';
+import type { SpoolRows } from './rows.js';
 import { withoutSync } from './db.js';
 import { noteStreamedBytes } from '../memory.js';
 
@@ -102,18 +102,11 @@ export class BodyWriter {
   }
 }
 
-const readers = new WeakMap<SpoolDb, { inline: Statement<unknown[]>; chunk: Statement<unknown[]> }>();
-
 /** The stored body as a stream, one chunk in memory at a time. */
-export function readBody(db: SpoolDb, id: number): Readable {
-  let sql = readers.get(db);
-  if (!sql) {
-    sql = { inline: db.prepare('SELECT body FROM messages WHERE id = ?').pluck(), chunk: db.prepare('SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?').pluck() };
-    readers.set(db, sql);
-  }
-  const inline = sql.inline.get(id) as Buffer | null | undefined;
+export function readBody(rows: SpoolRows, id: number): Readable {
+  const inline = rows.sql('SELECT body FROM messages WHERE id = ?').pluck().get(id) as Buffer | null | undefined;
   if (inline) return Readable.from([inline], { objectMode: false });
-  const chunk = sql.chunk;
+  const chunk = rows.sql('SELECT data FROM body_chunks WHERE message_id = ? AND seq = ?').pluck();
   function* chunks(): Generator<Buffer> {
     for (let seq = 0; ; seq++) {
       const data = chunk.get(id, seq) as Buffer | undefined;

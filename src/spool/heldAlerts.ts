@@ -1,4 +1,5 @@
 import type { SpoolDb } from './db.js';
+import type { Row } from './rows.js';
 
 /** A rule's quiet period on one topic: alerts arriving before `holdUntil` wait for a digest. */
 export interface AlertWindow {
@@ -15,8 +16,6 @@ export interface HeldAlert {
   at: number;
   payload: Buffer;
 }
-
-type Row = Record<string, any>;
 
 function toWindow(r: Row): AlertWindow {
   return {

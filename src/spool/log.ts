@@ -1,5 +1,6 @@
 import type { SpoolDb } from './db.js';
 import type { MessageState } from '../events.js';
+import type { Row } from './rows.js';
 
 /** Read-side queries for the CLI, and later the web console and status. Nothing here writes. */
 
@@ -45,8 +46,6 @@ const SUMMARY = `SELECT m.id, m.received_at, m.mail_from, m.subject, m.size, m.s
   m.last_reply, m.upstream, m.client, m.auth_user, m.log_from,
   (SELECT group_concat(rcpt, char(10)) FROM recipients r WHERE r.message_id = m.id) AS rcpts
   FROM messages m`;
-
-type Row = Record<string, any>;
 
 function toSummary(r: Row): MessageSummary {
   return {

@@ -138,7 +138,7 @@ export class SpoolStore {
   }
 
   body(id: number) {
-    return readBody(this.db, id);
+    return readBody(this.rows, id);
   }
 
   /** Records one delivery round and moves the message to its next state. */
