@@ -12,7 +12,7 @@ import { POSTFIX_PORT, SINK_PORT, postfixMissing, startPostfix } from './lib/pos
 import { cpuMs, diskFor, dirSize, io, rss, rssDetail, threadCpuMs } from './lib/proc.mjs';
 import { CLI, REPO, relayboxBuilt, startRelaybox } from './lib/relaybox.mjs';
 import { renderReport } from './lib/report.mjs';
-import { bigMessage, idle, latency, syncCalls, throughput } from './lib/scenarios.mjs';
+import { bigMessage, idle, latency, syncCalls, throughput, warmUp } from './lib/scenarios.mjs';
 import { startSink } from './lib/sink.mjs';
 import { straceAvailable } from './lib/strace.mjs';
 import { canConnect, freePort, log } from './lib/util.mjs';
@@ -20,6 +20,7 @@ import { canConnect, freePort, log } from './lib/util.mjs';
 const HELP = `usage: node bench/run.mjs [options]
   --quick              1000 messages, 50 latency samples, no strace pass, short settle
   --messages N         messages in the throughput run (default 5000)
+  --warmup N           messages sent before each throughput run and not counted (default 2000, --quick 500)
   --runs N             throughput runs, Postfix and relaybox taking turns; the median is reported (default 3, --quick 1)
   --sessions N         parallel client sessions (default 10, like smtp-source -s 10)
   --latency N          messages in the latency run (default 200)
@@ -37,7 +38,7 @@ environment: RELAYBOX_CLI=/path/to/dist/cli.js benchmarks another relaybox build
 
 const { values: opt } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false }, messages: { type: 'string' }, runs: { type: 'string' }, sessions: { type: 'string', default: '10' },
+    quick: { type: 'boolean', default: false }, messages: { type: 'string' }, warmup: { type: 'string' }, runs: { type: 'string' }, sessions: { type: 'string', default: '10' },
     latency: { type: 'string' }, 'big-mib': { type: 'string', default: '30' }, only: { type: 'string' },
     'no-postfix': { type: 'boolean', default: false }, 'no-relaybox': { type: 'boolean', default: false },
     'no-strace': { type: 'boolean', default: false }, loadgen: { type: 'string' }, concurrency: { type: 'string', default: '4' },
@@ -49,6 +50,7 @@ if (opt.help) { console.log(HELP); process.exit(0); }
 
 const messages = Number(opt.messages ?? (opt.quick ? 1000 : 5000));
 const sessions = Number(opt.sessions);
+const warmup = Number(opt.warmup ?? (opt.quick ? 500 : 2000));
 const runs = Math.max(1, Number(opt.runs ?? (opt.quick ? 1 : 3)));
 const latencyCount = Number(opt.latency ?? (opt.quick ? 50 : 200));
 const settleMs = opt.quick ? 2000 : 5500;
@@ -77,7 +79,7 @@ function environment() {
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model?.trim(),
     memBytes: os.totalmem(), kernel: os.release(), node: process.version, disk, relayboxCommit, sessions, loadgen: loadgen.name,
     usePostfix: !missing && !opt['no-postfix'] && process.getuid?.() === 0, loadgenImpl: loadgen, latencyGapMs: 20,
-    argv: process.argv.slice(2).join(' '), notes, bigMiB: Number(opt['big-mib']),
+    argv: process.argv.slice(2).join(' '), notes, warmup, bigMiB: Number(opt['big-mib']),
   };
 }
 
@@ -120,13 +122,18 @@ async function throughputRuns(ctx, pf, rbOut, pfOut) {
     if (pf) {
       if (run === 0) await step(pfOut, 'idle', () => idle(pf, { disk }));
       pf.clearQueue();
-      await step(pfOut, 'throughput', async () => pfRuns[pfRuns.push(await throughput(pf, { ...ctx, settleMs })) - 1]);
+      await step(pfOut, 'throughput', async () => {
+        const cold = await warmUp(pf, { ...ctx, warmup });
+        pf.clearQueue();
+        return pfRuns[pfRuns.push({ ...(await throughput(pf, { ...ctx, settleMs })), cold }) - 1];
+      });
     }
     if (rbOut) {
       await step(rbOut, 'throughput', () => withRelaybox(ctx, rbOut, async (t, rb) => {
         const idleNow = await idle(t, { disk });
         rbOut.idle ??= idleNow;
-        const r = await throughput(t, { ...ctx, settleMs });
+        const cold = await warmUp(t, { ...ctx, warmup });
+        const r = { ...(await throughput(t, { ...ctx, settleMs })), cold };
         rbOut.spool ??= { ...dirSize(rb.dataDir), files: execFileSync('ls', ['-s', '-h', rb.dataDir], { encoding: 'utf8' }).trim().split('\n').slice(1).join(', ') };
         rbRuns.push(r);
         return r;
@@ -138,7 +145,7 @@ async function throughputRuns(ctx, pf, rbOut, pfOut) {
     if (list.length === 0) return;
     const sorted = [...list].sort((a, b) => a.relayRate - b.relayRate);
     out.throughput = sorted[Math.floor((sorted.length - 1) / 2)];
-    out.throughputRuns = list.map((r) => ({ acceptRate: r.acceptRate, relayRate: r.relayRate }));
+    out.throughputRuns = list.map((r) => ({ acceptRate: r.acceptRate, relayRate: r.relayRate, cold: r.cold }));
   };
   pick(pfRuns, pfOut);
   if (rbOut) pick(rbRuns, rbOut);

@@ -90,12 +90,15 @@ function syncText(s) {
 function notes(r) {
   const out = [];
   const e = r.env;
+  if (e.warmup) out.push(`Each throughput run follows a warm-up of ${e.warmup} messages with the same load, not counted: the figures are for a service that has been running (V8 has compiled relaybox's hot paths; Postfix has its smtpd and smtp processes up). relaybox starts afresh, with a new data_dir, for each run; Postfix keeps running between its runs. The warm-up rates are listed below.`);
   out.push('Same machine, same run, same sink (bench/lib/sink-child.mjs: a raw-socket Node SMTP sink in its own process that hashes every message and timestamps its end-of-DATA), same load generator. ' +
     'Accept rate = messages / time the load generator ran; relay rate = messages / time from the first connection until the last one reached the sink.');
   if (r.sinkAlone) out.push(`Sink alone (load generator straight into the sink): ${fmt(r.sinkAlone.acceptRate)} msg/s accepted, sink CPU ${fmt(r.sinkAlone.sinkCpuShare * 100)}% of one core — the ceiling for any relay measured here.`);
   for (const [name, x] of [['Postfix', r.postfix], ['relaybox', r.relaybox]]) {
     const t = x?.throughput;
     if (x?.throughputRuns?.length > 1) out.push(`${name} throughput runs (accept/relay msg/s): ${x.throughputRuns.map((r) => `${fmt(r.acceptRate)}/${fmt(r.relayRate)}`).join(', ')}; the table shows the run with the median relay rate.`);
+    const cold = x?.throughputRuns?.map((r) => r.cold).filter(Boolean) ?? [];
+    if (cold.length) out.push(`${name} warm-up loads (${cold[0].messages} messages each, not counted; accept/relay msg/s): ${cold.map((c) => `${fmt(c.acceptRate)}/${fmt(c.relayRate)}`).join(', ')}.`);
     if (t) out.push(`${name}: sink CPU ${fmt(t.sinkCpuShare * 100)}% of a core during the run; ${t.failed} failed at the client; ${t.arrived}/${t.accepted} arrived; ${t.duplicates} duplicates.` +
       (t.errors?.length ? ` Errors: ${t.errors.join('; ')}` : ''));
     if (x?.idle) out.push(`${name}: background disk writes during its 5 s idle: ${kib(x.idle.noiseBytesPerS)} KiB/s, ${fmt(x.idle.noiseFlushesPerS, 1)} flushes/s (shared disk; the per-message device figures include that rate over a ${fmt(t?.disk?.windowS ?? NaN, 1)} s window).`);

@@ -14,6 +14,24 @@ export async function idle(target, { ms = 5000, disk }) {
   return { memory: target.memory(), detail: target.memoryDetail?.(), noiseBytesPerS: noise ? (noise.writeBytes * 1000) / ms : NaN, noiseFlushesPerS: noise ? (noise.flushes * 1000) / ms : NaN };
 }
 
+/**
+ * The same load, not measured: a service runs for months, so the figures are for a warm one (V8's
+ * JIT has compiled the hot paths; Postfix has its smtpd and smtp processes running). Returns the
+ * rates of this first, cold load for the notes.
+ */
+export async function warmUp(target, { sink, load, sessions, warmup }) {
+  if (!warmup) return null;
+  sink.reset();
+  const t0 = nowMs();
+  const res = await load.run({ port: target.port, sessions, messages: warmup, payload: 1024 });
+  const tAccepted = nowMs();
+  await sink.waitCount(res.ok, 60_000 + warmup * 50);
+  const last = sink.arrivals[sink.arrivals.length - 1].t;
+  sink.reset();
+  await sleep(500);
+  return { messages: res.ok, acceptRate: (res.ok * 1000) / (tAccepted - t0), relayRate: (res.ok * 1000) / (last - t0) };
+}
+
 /** N small messages from the load generator; accept rate, relay rate, CPU, writes per message. */
 export async function throughput(target, { sink, load, messages, sessions, disk, settleMs = 5500 }) {
   sink.reset();
