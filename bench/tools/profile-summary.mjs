@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 // Summarises a V8 .cpuprofile (node --cpu-prof): where the time went, by package and by function.
-//   node bench/tools/profile-summary.mjs FILE.cpuprofile [--top 25] [--stacks NAME]
+//   node bench/tools/profile-summary.mjs FILE.cpuprofile [--top 25] [--stacks NAME] [--from S] [--to S] [--timeline]
 // --stacks NAME: the heaviest call stacks through functions whose label contains NAME.
+// --from/--to S: only samples between S seconds after the profile started (skip start-up and the
+// bench's warm-up); --timeline prints busy milliseconds per second to find that window.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, stacks: { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: {
+  top: { type: 'string', default: '25' }, stacks: { type: 'string' }, from: { type: 'string', default: '0' }, to: { type: 'string', default: 'Infinity' },
+  timeline: { type: 'boolean', default: false },
+} });
 if (positionals.length !== 1) {
   console.error('usage: node bench/tools/profile-summary.mjs FILE.cpuprofile [--top N]');
   process.exit(2);
@@ -33,11 +38,17 @@ const self = new Map();
 const selfPkg = new Map();
 const incl = new Map();
 let total = 0;
+let clock = 0;
+const [from, to] = [Number(values.from) * 1e6, Number(values.to) * 1e6];
+const perSecond = [];
 const add = (m, k, v) => m.set(k, (m.get(k) ?? 0) + v);
 profile.samples.forEach((id, i) => {
   const dt = profile.timeDeltas[i] ?? 0;
-  total += dt;
+  clock += dt;
   const node = byId.get(id);
+  if (node.callFrame.functionName !== '(idle)') perSecond[Math.floor(clock / 1e6)] = (perSecond[Math.floor(clock / 1e6)] ?? 0) + dt;
+  if (clock < from || clock > to) return;
+  total += dt;
   add(self, label(node.callFrame), dt);
   add(selfPkg, bucket(node.callFrame), dt);
   const seen = new Set();
@@ -50,6 +61,7 @@ profile.samples.forEach((id, i) => {
   if (values.stacks && chain.some((l) => l.includes(values.stacks))) add(stacks, chain.slice(0, 14).join('\n      < '), dt);
 });
 
+if (values.timeline) console.log(`busy ms per second: ${Array.from(perSecond, (v, i) => `${i}s:${((v ?? 0) / 1000).toFixed(0)}`).join(' ')}`);
 const idle = selfPkg.get('(idle)') ?? 0;
 const busy = total - idle;
 const show = (title, m, n) => {
