@@ -12,20 +12,21 @@ import { POSTFIX_PORT, SINK_PORT, postfixMissing, startPostfix } from './lib/pos
 import { cpuMs, diskFor, dirSize, io, rss, rssDetail, threadCpuMs } from './lib/proc.mjs';
 import { CLI, REPO, relayboxBuilt, startRelaybox } from './lib/relaybox.mjs';
 import { renderReport } from './lib/report.mjs';
-import { bigMessage, idle, latency, syncCalls, throughput, warmUp } from './lib/scenarios.mjs';
+import { bigMessage, idle, latency, quietLatency, syncCalls, throughput, warmUp } from './lib/scenarios.mjs';
 import { startSink } from './lib/sink.mjs';
 import { straceAvailable } from './lib/strace.mjs';
 import { canConnect, freePort, log } from './lib/util.mjs';
 
 const HELP = `usage: node bench/run.mjs [options]
-  --quick              1000 messages, 50 latency samples, no strace pass, short settle
+  --quick              1000 messages, 50 latency samples, no strace pass, no quiet-spell samples, short settle
   --messages N         messages in the throughput run (default 5000)
   --warmup N           messages sent before each throughput run and not counted (default 2000, --quick 500)
   --runs N             throughput runs, Postfix and relaybox taking turns; the median is reported (default 3, --quick 1)
   --sessions N         parallel client sessions (default 10, like smtp-source -s 10)
   --latency N          messages in the latency run (default 200)
   --big-mib N          size of the big message in MiB (default 30)
-  --only LIST          some of: throughput,sync,latency,big (comma-separated)
+  --only LIST          some of: throughput,sync,latency,quiet,big (comma-separated)
+  --quiet-samples N    messages after a 40 s quiet spell, each sent at once and like a scanner (default 2)
   --no-postfix         relaybox only          --no-relaybox   Postfix only
   --no-strace          skip the sync-call counting pass
   --loadgen node|smtp-source   force the load generator (default: smtp-source if installed)
@@ -39,7 +40,7 @@ environment: RELAYBOX_CLI=/path/to/dist/cli.js benchmarks another relaybox build
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false }, messages: { type: 'string' }, warmup: { type: 'string' }, runs: { type: 'string' }, sessions: { type: 'string', default: '10' },
-    latency: { type: 'string' }, 'big-mib': { type: 'string', default: '30' }, only: { type: 'string' },
+    latency: { type: 'string' }, 'quiet-samples': { type: 'string', default: '2' }, 'big-mib': { type: 'string', default: '30' }, only: { type: 'string' },
     'no-postfix': { type: 'boolean', default: false }, 'no-relaybox': { type: 'boolean', default: false },
     'no-strace': { type: 'boolean', default: false }, loadgen: { type: 'string' }, concurrency: { type: 'string', default: '4' },
     'node-args': { type: 'string', default: '' }, out: { type: 'string', default: join(REPO, 'bench/results.md') },
@@ -54,8 +55,10 @@ const warmup = Number(opt.warmup ?? (opt.quick ? 500 : 2000));
 const runs = Math.max(1, Number(opt.runs ?? (opt.quick ? 1 : 3)));
 const latencyCount = Number(opt.latency ?? (opt.quick ? 50 : 200));
 const settleMs = opt.quick ? 2000 : 5500;
-const only = new Set((opt.only ?? 'throughput,sync,latency,big').split(','));
+const only = new Set((opt.only ?? 'throughput,sync,latency,quiet,big').split(','));
 if (opt.quick || opt['no-strace']) only.delete('sync');
+if (opt.quick || Number(opt['quiet-samples']) === 0) only.delete('quiet');
+const quietSamples = Number(opt['quiet-samples']);
 const tmp = mkdtempSync(join(os.tmpdir(), 'relaybox-bench-run-'));
 const disk = diskFor(tmp);
 const cleanups = [];
@@ -154,6 +157,7 @@ async function throughputRuns(ctx, pf, rbOut, pfOut) {
 async function postfixRest(ctx, pf, out) {
   await step(out, 'sync', () => { pf.clearQueue(); return syncCalls(pf, { ...ctx, messages: Math.min(messages, 2000), dir: tmp }); });
   await step(out, 'latency', () => latency(pf, { sink: ctx.sink, count: latencyCount, gapMs: ctx.env.latencyGapMs }));
+  await step(out, 'quiet', () => quietLatency(pf, { sink: ctx.sink, samples: quietSamples }));
   await step(out, 'big', () => bigMessage(pf, { sink: ctx.sink, msg: ctx.msg, idleMemory: pf.memory() }));
 }
 
@@ -161,6 +165,7 @@ async function relayboxRest(ctx, out) {
   if (!out.idle) await step(out, 'idle', () => withRelaybox(ctx, out, (t) => idle(t, { disk })));
   await step(out, 'sync', () => withRelaybox(ctx, out, (t) => syncCalls(t, { ...ctx, messages: Math.min(messages, 2000), dir: tmp })));
   await step(out, 'latency', () => withRelaybox(ctx, out, (t) => latency(t, { sink: ctx.sink, count: latencyCount, gapMs: ctx.env.latencyGapMs })));
+  await step(out, 'quiet', () => withRelaybox(ctx, out, (t) => quietLatency(t, { sink: ctx.sink, samples: quietSamples })));
   await step(out, 'big', () => withRelaybox(ctx, out, async (t) => {
     const before = await idle(t, { disk });
     return bigMessage(t, { sink: ctx.sink, msg: ctx.msg, idleMemory: before.memory });

@@ -51,7 +51,8 @@ export class RelayApp {
       spool.close();
       throw err;
     }
-    const ingress = new SmtpIngress({ config, spool, logger });
+    // The delivery thread starts while the device is still sending, not after its 250.
+    const ingress = new SmtpIngress({ config, spool, logger, onTransaction: () => delivery.expectMail() });
     const upstreamNames = config.upstreams.map((u) => u.name);
     const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION });
     const features = await createFeatures({ config, logger, events, spool, status });

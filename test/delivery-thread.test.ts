@@ -65,6 +65,20 @@ describe('the delivery thread', () => {
     expect(up.messages.map(subjectOf)).toEqual(['first', 'second']);
   });
 
+  it('starts as soon as a device begins sending, and stops again if no message comes', async () => {
+    const { up, thread, seen, accept } = await setup();
+    thread.expectMail();
+    await waitFor(() => thread.running, 5000, 'the thread to start before any message is committed');
+    const id = await accept('while it was starting');
+    await waitFor(() => seen.some((e) => e.id === id && e.event === 'delivered'), 5000, 'delivered');
+    await waitFor(() => !thread.running, 5000, 'the idle thread to stop');
+
+    thread.expectMail(); // a device that began a transaction and then gave up
+    await waitFor(() => thread.running, 5000, 'the thread to start');
+    await waitFor(() => !thread.running, 5000, 'the unused thread to stop');
+    expect(up.messages.map(subjectOf)).toEqual(['while it was starting']);
+  });
+
   it('retries a deferred message when it falls due, even after the thread stopped meanwhile', async () => {
     const { up, thread, seen, accept, stateOf } = await setup(200, '1500ms');
     up.failData(451, '4.3.0 Try again later', 1);

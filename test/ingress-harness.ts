@@ -22,7 +22,11 @@ export interface RunningIngress {
 }
 
 /** An SmtpIngress on 127.0.0.1:<free port> over a fresh spool in a temp dir; tls.mode none unless given. */
-export async function startIngress(smtp: Record<string, unknown> = {}, dataDir?: string): Promise<RunningIngress> {
+export async function startIngress(
+  smtp: Record<string, unknown> = {},
+  dataDir?: string,
+  options: { onTransaction?: () => void } = {},
+): Promise<RunningIngress> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'relaybox-ingress-')));
   const config = validateConfig({
     hostname: 'relaybox.test',
@@ -34,7 +38,7 @@ export async function startIngress(smtp: Record<string, unknown> = {}, dataDir?:
   config.smtp.listen = [{ host: '127.0.0.1', port: 0 }];
   const db = openSpool(dir);
   const spool = new SpoolStore(db);
-  const ingress = new SmtpIngress({ config, spool, logger: pino({ level: 'silent' }), closeTimeoutMs: 1000 });
+  const ingress = new SmtpIngress({ config, spool, logger: pino({ level: 'silent' }), closeTimeoutMs: 1000, ...options });
   const [bound] = await ingress.start();
   return {
     dir,

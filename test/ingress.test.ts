@@ -61,6 +61,18 @@ describe('SMTP ingress: accepting', () => {
     expect(row).toEqual({ subject: 'Rechnung für März', client: '127.0.0.1 (scanner-3f)' });
   });
 
+  it('says a message is on its way at MAIL FROM, not when a device merely connects', async () => {
+    let transactions = 0;
+    running = await startIngress({}, undefined, { onTransaction: () => transactions++ });
+    const { talk } = await SmtpTalk.open(running.port);
+    expect(await talk.cmd('EHLO monitor')).toMatch(/^250/);
+    expect(await talk.cmd('NOOP')).toMatch(/^250/);
+    expect(transactions).toBe(0); // a port check that never sends mail starts nothing
+    expect(await talk.cmd('MAIL FROM:<scanner@office.test>')).toMatch(/^250/);
+    expect(transactions).toBe(1);
+    await talk.quit();
+  });
+
   it('turns bare LF line endings into CRLF and leaves CRLF lines alone', async () => {
     running = await startIngress();
     const { talk } = await SmtpTalk.open(running.port);

@@ -60,6 +60,10 @@ export function renderReport(r) {
   row('… p95 / max (ms)', '', ...both('latency', (v) => `${fmt(v.p95, 2)} / ${fmt(v.max, 2)}`));
   row('Connect → 220 greeting, p50 / max (ms, 20 connections)', '', ...both('latency', (v) => `${fmt(v.greetP50, 2)} / ${fmt(v.greetMax, 2)}`));
   row('End-of-DATA → 250 at the client, p50 / p95 (ms)', '', ...both('latency', (v) => `${fmt(v.commitP50, 2)} / ${fmt(v.commitP95, 2)}`));
+  const quietMs = get(rb, 'quiet.quietMs') ?? get(pf, 'quiet.quietMs');
+  const each = (list) => list.map((v) => fmt(v, 1)).join(', ');
+  row(`First message after ${fmt((quietMs ?? 40_000) / 1000)} s quiet, 250 → sink, sent at once (ms, each sample)`, '', ...both('quiet', (v) => each(v.quick)));
+  row(`… sent like a scanner, upload ${get(rb, 'quiet.uploadMs') ?? get(pf, 'quiet.uploadMs') ?? 150} ms (ms, each sample)`, '', ...both('quiet', (v) => each(v.scanner)));
 
   const e = r.env;
   const lines = [

@@ -130,6 +130,33 @@ export async function latency(target, { sink, count = 200, warmup = 3, gapMs = 2
   };
 }
 
+/**
+ * The usual life of a relay: one message now and then. Each sample waits `quietMs` first (longer
+ * than relaybox's 30 s before its delivery thread stops), then sends one message on a new
+ * connection, alternately at once and like a scanner whose upload takes `uploadMs`.
+ */
+export async function quietLatency(target, { sink, samples = 2, quietMs = 40_000, uploadMs = 150 }) {
+  const quick = [];
+  const scanner = [];
+  for (let i = 0; i < samples * 2; i++) {
+    await sleep(quietMs);
+    const id = `quiet-${i}-${Date.now()}`;
+    const arrival = sink.waitFor((a) => a.benchId === id, 10_000, `message ${id} at the sink`);
+    arrival.catch(() => {});
+    const conn = await SmtpConn.open(target.port);
+    try {
+      const upload = i % 2 === 0 ? 0 : uploadMs;
+      const r = await conn.send({ from: FROM, to: TO, body: smallMessage({ from: FROM, to: TO, payload: 1024, id }), uploadMs: upload });
+      const a = await arrival;
+      (upload ? scanner : quick).push(a.t - r.t);
+      log(`${target.name}: after ${quietMs / 1000} s quiet${upload ? `, a ${upload} ms upload` : ''}: 250 → sink ${(a.t - r.t).toFixed(1)} ms`);
+    } finally {
+      await conn.quit();
+    }
+  }
+  return { samples, quietMs, uploadMs, quick, scanner };
+}
+
 /** A big message streamed from a file; memory sampled every 50 ms through acceptance and delivery. */
 export async function bigMessage(target, { sink, msg, idleMemory }) {
   sink.reset();

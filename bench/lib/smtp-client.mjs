@@ -73,10 +73,12 @@ export class SmtpConn {
    * One transaction. `body` is a Buffer or { file } and must already be CRLF, dot-stuffed and end
    * with CRLF. Returns the 250 reply (with its arrival time `t`) and when DATA's payload began.
    */
-  async send({ from, to, body, ms = 60_000 }) {
+  async send({ from, to, body, ms = 60_000, uploadMs = 0 }) {
     await this.expect(`MAIL FROM:<${from}>`, 250, ms);
     for (const rcpt of [].concat(to)) await this.expect(`RCPT TO:<${rcpt}>`, 250, ms);
     await this.expect('DATA', 354, ms);
+    // `uploadMs`: a device sending a scan over the LAN (2 MB at 100 Mbit/s is about 150 ms).
+    if (uploadMs > 0) await new Promise((r) => setTimeout(r, uploadMs));
     const dataStart = nowMs();
     const final = this.reply(ms);
     final.catch(() => {}); // observed below; avoid an unhandled rejection while streaming

@@ -62,6 +62,15 @@ export class DeliveryThread {
     this.queued.push(message);
   }
 
+  /**
+   * A device has begun sending. Starting a thread takes a while (~0.1 s here, more on a Pi), and
+   * sending a scan takes longer still, so the thread is ready when the message is committed.
+   * Unused, it stops again after the idle time.
+   */
+  expectMail(): void {
+    if (!this.worker && !this.idleStop) this.launch();
+  }
+
   /** Something became due that the delivery thread cannot know of (a person's retry). */
   due(): void {
     this.dueWaiting = true;

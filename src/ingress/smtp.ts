@@ -22,6 +22,8 @@ export interface SmtpIngressOptions {
   logger: pino.Logger;
   /** How long stop() lets a message in flight finish before the connection is cut. */
   closeTimeoutMs?: number;
+  /** A device began a mail transaction (MAIL FROM accepted): a message is probably on its way. */
+  onTransaction?: () => void;
 }
 
 const SOCKET_TIMEOUT_MS = 60_000;
@@ -38,6 +40,7 @@ export class SmtpIngress {
   private readonly spool: SpoolStore;
   private readonly logger: pino.Logger;
   private readonly closeTimeoutMs: number;
+  private readonly onTransaction: () => void;
   private readonly isAllowedClient: (address: string) => boolean;
   private readonly passwordHashes: Map<string, string>;
   private readonly recipientDomains: Set<string>;
@@ -50,6 +53,7 @@ export class SmtpIngress {
     this.spool = options.spool;
     this.logger = options.logger;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.onTransaction = options.onTransaction ?? (() => {});
     const { smtp } = this.config;
     this.isAllowedClient = networkMatcher(smtp.allow_networks);
     this.passwordHashes = new Map(smtp.auth.users.map((u) => [u.username, u.password_hash]));
@@ -133,6 +137,11 @@ export class SmtpIngress {
       closeTimeout: this.closeTimeoutMs,
       onConnect: (session, callback) => this.onConnect(session, callback),
       onAuth: (auth, session, callback) => this.onAuth(auth, session, callback),
+      // Not at connect: monitoring tools open connections that never carry mail.
+      onMailFrom: (_address, _session, callback) => {
+        this.onTransaction();
+        callback();
+      },
       onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
       onData: (stream, session, callback) => {
         this.receive(stream, session).then(
