@@ -68,7 +68,7 @@ export class DeliveryThread {
    * Unused, it stops again after the idle time.
    */
   expectMail(): void {
-    if (!this.worker && !this.idleStop) this.launch();
+    this.launch(); // nothing when a thread runs, starts or is stopping
   }
 
   /** Something became due that the delivery thread cannot know of (a person's retry). */

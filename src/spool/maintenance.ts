@@ -1,15 +1,16 @@
 import type { SpoolDb } from './db.js';
+import type { SpoolRows } from './rows.js';
 
 /**
  * At start: messages a crash left `delivering` are due again, and bodies that never got their
  * `250` are removed. Returns how many messages were put back.
  */
-export function recoverInterrupted(db: SpoolDb): number {
+export function recoverInterrupted(db: SpoolDb, rows: SpoolRows): number {
   const now = Date.now();
   return db.transaction(() => {
     const partial = db.prepare(`SELECT id FROM messages WHERE state = 'receiving'`).pluck().all() as number[];
     for (const id of partial) {
-      deleteBody(db, id);
+      rows.deleteBody(id);
       db.prepare(`DELETE FROM messages WHERE id = ?`).run(id);
     }
     return db.prepare(`UPDATE messages SET state = 'queued', next_attempt_at = ?, updated_at = ? WHERE state = 'delivering'`).run(now, now).changes;
@@ -17,13 +18,13 @@ export function recoverInterrupted(db: SpoolDb): number {
 }
 
 /** Forgets finished messages (and their log) last touched before `before`. */
-export function pruneFinished(db: SpoolDb, before: number): number {
+export function pruneFinished(db: SpoolDb, rows: SpoolRows, before: number): number {
   return db.transaction(() => {
     const ids = db.prepare(`SELECT id FROM messages WHERE updated_at < ? AND state IN ('delivered', 'failed', 'dropped')`).pluck().all(before) as number[];
     const dropRecipients = db.prepare(`DELETE FROM recipients WHERE message_id = ?`);
     const dropMessage = db.prepare(`DELETE FROM messages WHERE id = ?`);
     for (const id of ids) {
-      deleteBody(db, id);
+      rows.deleteBody(id);
       dropRecipients.run(id);
       dropMessage.run(id);
     }
@@ -31,9 +32,4 @@ export function pruneFinished(db: SpoolDb, before: number): number {
     if (ids.length > 0) db.prepare(`DELETE FROM log WHERE message_id IN (SELECT value FROM json_each(?))`).run(JSON.stringify(ids));
     return ids.length;
   })();
-}
-
-function deleteBody(db: SpoolDb, id: number): void {
-  db.prepare(`UPDATE messages SET body = NULL WHERE id = ? AND body IS NOT NULL`).run(id);
-  db.prepare(`DELETE FROM body_chunks WHERE message_id = ?`).run(id);
 }

@@ -9,7 +9,6 @@ import type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } 
 
 export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
-
 /** Bodies up to this size go to delivery with the message, from memory. */
 const HANDED_OVER_BYTES = 64 * 1024;
 
@@ -236,12 +235,12 @@ export class SpoolStore {
 
   /** At start: messages a crash left `delivering` are due again; bodies that never got their `250` go. */
   recoverInterrupted(): number {
-    return recoverInterrupted(this.db);
+    return recoverInterrupted(this.db, this.rows);
   }
 
   /** Forgets finished messages (and their log) last touched before `before`. */
   prune(before: number): number {
-    return pruneFinished(this.db, before);
+    return pruneFinished(this.db, this.rows, before);
   }
 
   /** Commits anything queued now (durable writes still wait for their sync). */
