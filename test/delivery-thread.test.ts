@@ -86,6 +86,8 @@ describe('the delivery thread', () => {
     await waitFor(() => stateOf(id) === 'deferred', 5000, 'deferred');
     await waitFor(() => !thread.running, 5000, 'the thread to stop while the retry waits');
     await waitFor(() => stateOf(id) === 'delivered', 10_000, 'delivered on the retry');
+    // The row is committed on the delivery thread before its event crosses to this one.
+    await waitFor(() => seen.some((e) => e.id === id && e.event === 'delivered'), 5000, 'the delivered event');
     expect(up.messages).toHaveLength(1);
     expect(seen.filter((e) => e.id === id).map((e) => e.event)).toEqual(['accepted', 'deferred', 'delivered']);
   });
