@@ -86,6 +86,12 @@ function environment() {
   };
 }
 
+/**
+ * Idle memory is measured twice: 5 s after the start, and this long after the first measured load,
+ * when relaybox's delivery thread has stopped (30 s idle) and whatever the load left behind stays.
+ */
+const AFTER_LOAD_QUIET_MS = 40_000;
+
 /** Runs one measurement; a failure is recorded and the rest goes on. */
 async function step(section, name, fn) {
   if (!only.has(name) && !['idle'].includes(name)) return;
@@ -128,7 +134,9 @@ async function throughputRuns(ctx, pf, rbOut, pfOut) {
       await step(pfOut, 'throughput', async () => {
         const cold = await warmUp(pf, { ...ctx, warmup });
         pf.clearQueue();
-        return pfRuns[pfRuns.push({ ...(await throughput(pf, { ...ctx, settleMs })), cold }) - 1];
+        const r = { ...(await throughput(pf, { ...ctx, settleMs })), cold };
+        if (run === 0 && !opt.quick) pfOut.idleAfterLoad = await idle(pf, { disk, afterMs: AFTER_LOAD_QUIET_MS });
+        return pfRuns[pfRuns.push(r) - 1];
       });
     }
     if (rbOut) {
@@ -137,6 +145,7 @@ async function throughputRuns(ctx, pf, rbOut, pfOut) {
         rbOut.idle ??= idleNow;
         const cold = await warmUp(t, { ...ctx, warmup });
         const r = { ...(await throughput(t, { ...ctx, settleMs })), cold };
+        if (run === 0 && !opt.quick) rbOut.idleAfterLoad = await idle(t, { disk, afterMs: AFTER_LOAD_QUIET_MS });
         rbOut.spool ??= { ...dirSize(rb.dataDir), files: execFileSync('ls', ['-s', '-h', rb.dataDir], { encoding: 'utf8' }).trim().split('\n').slice(1).join(', ') };
         rbRuns.push(r);
         return r;

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { configProblems, FILE_UPSTREAM } from './helpers/config.js';
-import { nodeIdOf } from '../src/config/mqtt.js';
 import { renderBody, renderDigest, renderSubject, renderTemplate } from '../src/ingress/alertTemplate.js';
 import { discoveryMessages, upstreamStateTemplate } from '../src/status/homeassistant.js';
-import { topicMatches } from '../src/status/mqttClient.js';
+import { nodeIdOf, topicMatches } from '../src/status/mqttClient.js';
 
 const problems = configProblems;
 

@@ -7,7 +7,8 @@ import { straceAttach } from './strace.mjs';
 import { log, median, nowMs, quantile, sleep } from './util.mjs';
 
 /** Sits idle for `ms`: memory at the end, and the disk's background write rate (other tenants). */
-export async function idle(target, { ms = 5000, disk }) {
+export async function idle(target, { ms = 5000, afterMs = 0, disk }) {
+  await sleep(afterMs);
   const d0 = diskstats(disk);
   await sleep(ms);
   const noise = diskDelta(d0, diskstats(disk));

@@ -1,6 +1,4 @@
-import { ConfigError, configPath, loadConfigFile } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import { openSpool, type SpoolDb } from '../spool/db.js';
+import { ConfigError } from '../config/errors.js';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -18,15 +16,6 @@ export class CliError extends Error {
 
 export interface ConfigFlag {
   config?: string;
-}
-
-export function loadConfig(flags: ConfigFlag): Config {
-  return loadConfigFile(configPath(flags.config));
-}
-
-export function openConfiguredSpool(flags: ConfigFlag): { config: Config; db: SpoolDb } {
-  const config = loadConfig(flags);
-  return { config, db: openSpool(config.data_dir) };
 }
 
 /** Prints what went wrong the way a person can act on it, and exits with the right code. */

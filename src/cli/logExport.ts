@@ -4,7 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
 import { exportLog, LOG_COLUMNS, logRecord } from '../spool/log.js';
-import { CliError, EXIT_USAGE, openConfiguredSpool, parseSince, type ConfigFlag } from './common.js';
+import { CliError, EXIT_USAGE, parseSince, type ConfigFlag } from './common.js';
+import { openConfiguredSpool } from './configFile.js';
 
 export function registerLogCommands(program: Command): void {
   program

@@ -11,7 +11,8 @@ import { removeFile, tokenCachePath } from '../oauth/files.js';
 import { endpointsFor, type OAuthEndpoints, type OAuthProvider } from '../oauth/providers.js';
 import { storeRefreshToken } from '../oauth/refreshStore.js';
 import { waitForAuthorizationCode } from '../oauth/waitForCode.js';
-import { CliError, EXIT_USAGE, loadConfig, type ConfigFlag } from './common.js';
+import { CliError, EXIT_USAGE, type ConfigFlag } from './common.js';
+import { loadConfig } from './configFile.js';
 
 interface OAuthFlags extends ConfigFlag {
   upstream?: string;

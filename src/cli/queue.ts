@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { getMessage, listMessages, messageHead, type MessageSummary } from '../spool/log.js';
 import { SpoolStore } from '../spool/store.js';
-import { CliError, EXIT_USAGE, isoTime, openConfiguredSpool, parseId, type ConfigFlag } from './common.js';
+import { CliError, EXIT_USAGE, isoTime, parseId, type ConfigFlag } from './common.js';
+import { openConfiguredSpool } from './configFile.js';
 import { headerLines } from '../message/headers.js';
 
 const STATES = ['queued', 'delivering', 'deferred', 'delivered', 'failed', 'dropped'];

@@ -6,7 +6,8 @@ import { DeliveryScheduler } from '../delivery/scheduler.js';
 import { getMessage } from '../spool/log.js';
 import { SpoolStore } from '../spool/store.js';
 import { createUpstreams } from '../upstreams/registry.js';
-import { CliError, EXIT_USAGE, openConfiguredSpool, type ConfigFlag } from './common.js';
+import { CliError, EXIT_USAGE, type ConfigFlag } from './common.js';
+import { openConfiguredSpool } from './configFile.js';
 
 /** A small, well-formed message that passes Gmail's checks (Message-ID, Date, one From). */
 export function testMessage(opts: { from: string; to: string; hostname: string; upstream?: string }): Promise<Buffer> {

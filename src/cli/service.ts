@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { RelayApp } from '../app.js';
+import { configPath } from '../config/errors.js';
 import { formatHostPort } from '../config/net.js';
+import { loadConfigOffThread } from '../config/offThread.js';
 import type { Config } from '../config/schema.js';
 import { hashPassword } from '../ingress/passwords.js';
 import { createLogger } from '../logger.js';
-import { createUpstreams } from '../upstreams/registry.js';
 import { pino } from 'pino';
-import { CliError, EXIT_USAGE, loadConfig, reportAndExit, type ConfigFlag } from './common.js';
+import { CliError, EXIT_USAGE, reportAndExit, type ConfigFlag } from './common.js';
 
 export function registerServiceCommands(program: Command): void {
   program
@@ -14,7 +15,7 @@ export function registerServiceCommands(program: Command): void {
     .description('run the service in the foreground; logs JSON lines to stdout')
     .option('--config <file>', 'configuration file')
     .action(async (flags: ConfigFlag) => {
-      const config = loadConfig(flags);
+      const config = await loadConfigOffThread(configPath(flags.config));
       const logger = createLogger(config.log.level);
       const app = await RelayApp.start(config, logger);
       let signals = 0;
@@ -35,7 +36,9 @@ export function registerServiceCommands(program: Command): void {
     .description('validate the configuration and print one line per upstream (exit 0 ok, 2 bad)')
     .option('--config <file>', 'configuration file')
     .action(async (flags: ConfigFlag) => {
-      const config = loadConfig(flags);
+      const config = await loadConfigOffThread(configPath(flags.config)); // exactly as serve reads it
+      // Not imported at the top: `serve` shares this file and never needs the adapters on its thread.
+      const { createUpstreams } = await import('../upstreams/registry.js');
       const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: 1, logger: pino({ level: 'silent' }), dataDir: config.data_dir });
       const out = [
         `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,

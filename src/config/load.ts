@@ -3,24 +3,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { isFqdn } from './net.js';
+import { ConfigError } from './errors.js';
 import { configSchema, type Config } from './schema.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/relaybox/relaybox.yaml';
-
-/** A configuration the service must not start with; `problems` are `key.path: what is wrong`. */
-export class ConfigError extends Error {
-  constructor(
-    readonly source: string,
-    readonly problems: string[],
-  ) {
-    super(`${source}: ${problems.join('; ')}`);
-  }
-}
-
-/** `--config FILE`, else `$RELAYBOX_CONFIG`, else /etc/relaybox/relaybox.yaml. */
-export function configPath(flag?: string): string {
-  return flag ?? process.env.RELAYBOX_CONFIG ?? DEFAULT_CONFIG_PATH;
-}
+export { ConfigError, configPath, DEFAULT_CONFIG_PATH } from './errors.js';
 
 export function loadConfigFile(path: string): Config {
   let text: string;

@@ -86,9 +86,3 @@ export const mqtt = z.strictObject({
 
 export type MqttConfig = z.output<typeof mqtt>;
 export type AlertRule = z.output<typeof alertRule>;
-
-/** `relaybox.example.com` → `relaybox_example_com`: safe as a topic level and a Home Assistant id. */
-export function nodeIdOf(config: MqttConfig, hostname: string): string {
-  if (config.node_id) return config.node_id;
-  return hostname.toLowerCase().replace(/[^a-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '') || 'relaybox';
-}

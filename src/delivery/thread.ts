@@ -1,11 +1,10 @@
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { RelayEvents } from '../events.js';
 import { RESCAN_MS } from '../spool/dueQueue.js';
 import type { ClaimedMessage } from '../spool/store.js';
+import { startThread } from '../threads.js';
 import type { DeliveryWorkerInput, FromDelivery, ToDelivery } from './worker.js';
 
 const STOP_MARGIN_MS = 5_000;
@@ -122,7 +121,7 @@ export class DeliveryThread {
 
   private spawn(): Promise<Worker> {
     const { config, logger, idleMs = 30_000 } = this.options;
-    const worker = startWorker({ config, logLevel: logger.level, idleMs });
+    const worker = startThread(import.meta.url, 'worker', { config, logLevel: logger.level, idleMs } satisfies DeliveryWorkerInput);
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         void worker.terminate();
@@ -208,12 +207,4 @@ export class DeliveryThread {
     this.closed = true;
     this.options.onCrash(err);
   }
-}
-
-/** worker.js next to this file; from the TypeScript sources (tests), worker.ts through tsx. */
-function startWorker(input: DeliveryWorkerInput): Worker {
-  const url = new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: input });
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: input });
 }

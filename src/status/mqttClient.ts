@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { nodeIdOf, type MqttConfig } from '../config/mqtt.js';
+import type { MqttConfig } from '../config/mqtt.js';
 import type { Feature } from '../feature.js';
 
 /** Reconnect waits grow from the first to the last, doubling, while the broker stays away. */
@@ -11,6 +11,12 @@ export const RECONNECT_MAX_MS = 60_000;
 const MAX_UNSENT_BYTES = 1024 * 1024;
 /** How long a clean shutdown waits to say `offline` and disconnect before it just closes. */
 const END_TIMEOUT_MS = 2000;
+
+/** `relaybox.example.com` → `relaybox_example_com`: safe as a topic level and a Home Assistant id. */
+export function nodeIdOf(config: MqttConfig, hostname: string): string {
+  if (config.node_id) return config.node_id;
+  return hostname.toLowerCase().replace(/[^a-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '') || 'relaybox';
+}
 
 /** Called for each message on a subscribed filter; the message is acknowledged when it resolves. */
 export type MessageHandler = (topic: string, payload: Buffer) => Promise<void>;

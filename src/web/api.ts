@@ -1,8 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
-import { z } from 'zod';
-import { describeIssue } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { MessageState } from '../events.js';
 import { composeMessage } from '../message/compose.js';
@@ -60,27 +58,6 @@ function wholeNumber(text: string | undefined, name: string, min: number, max: n
   const n = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
   return n >= min && n <= max ? n : `${name}: expected a whole number from ${min} to ${max}, got "${text}"`;
 }
-
-const address = z
-  .string()
-  .trim()
-  .max(254)
-  .regex(/^[^\s@<>()",;:\\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$/, { error: (issue) => `expected an email address like ops@example.com, got ${JSON.stringify(issue.input)}` });
-
-/** A missing key reads `is required`; a wrong one says what was expected. */
-function expected(what: string) {
-  return (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : `expected ${what}`);
-}
-
-const sendBody = z.strictObject({
-  to: z.preprocess(
-    (v) => (typeof v === 'string' ? [v] : v),
-    z.array(address, { error: expected('an address or a list of addresses') }).min(1, 'at least one recipient is needed').max(100, 'at most 100 recipients'),
-  ),
-  subject: z.string({ error: expected('a string') }).max(998, 'at most 998 characters'),
-  text: z.string({ error: expected('a string') }),
-  from: address.optional(),
-});
 
 /** The JSON routes of SPEC under /api, except the CSV log (csv.ts) and login (auth.ts). */
 export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
@@ -155,13 +132,14 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
       } catch {
         return badRequest(c, 'the body is not valid JSON');
       }
-      const parsed = sendBody.safeParse(raw);
-      if (!parsed.success) return badRequest(c, parsed.error.issues.map(describeIssue).join('; '));
-      const { to, subject, text } = parsed.data;
+      // Loaded on the first request: zod would otherwise stay in the service's memory for a route few use.
+      const parsed = (await import('./sendBody.js')).parseSendBody(raw);
+      if (typeof parsed === 'string') return badRequest(c, parsed);
+      const { to, subject, text } = parsed;
       const allowed = config.smtp.allow_recipient_domains;
       const denied = to.find((rcpt) => allowed.length > 0 && !allowed.includes(rcpt.slice(rcpt.lastIndexOf('@') + 1).toLowerCase()));
       if (denied) return badRequest(c, `to: relaying to ${denied} denied (not in smtp.allow_recipient_domains)`);
-      const from = parsed.data.from ?? `relaybox@${config.hostname}`;
+      const from = parsed.from ?? `relaybox@${config.hostname}`;
       const bytes = await composeMessage({ from, to, subject, text, hostname: config.hostname });
       const body = spool.receive();
       body.write(bytes);
