@@ -22,7 +22,7 @@ export function rss(pid) {
 export function rssDetail(pid) {
   const st = read(`/proc/${pid}/status`) ?? '';
   const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) * 1024;
-  return { anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
+  return { anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem'), threads: Number(/^Threads:\s+(\d+)/m.exec(st)?.[1] ?? NaN) };
 }
 
 /** Proportional set size in bytes (shared pages split between sharers), or 0. */

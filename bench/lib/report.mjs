@@ -46,11 +46,11 @@ export function renderReport(r) {
 
   const idleRss = get(rb, 'idle.memory');
   row('Idle memory after 5 s (MiB)', '≤ 80 MB', get(pf, 'idle.memory') === undefined ? undefined : `${mib(pf.idle.memory)} PSS`,
-    idleRss === undefined ? undefined : `${mib(idleRss)} RSS${rb.idle.detail ? ` (anon ${mib(rb.idle.detail.anon)} + file ${mib(rb.idle.detail.file)})` : ''}`,
+    idleRss === undefined ? undefined : `${mib(idleRss)} RSS${rb.idle.detail ? ` (anon ${mib(rb.idle.detail.anon)} + file ${mib(rb.idle.detail.file)}; ${rb.idle.detail.threads} threads)` : ''}`,
     idleRss === undefined ? null : idleRss <= 80 * MB);
   const afterRss = get(rb, 'idleAfterLoad.memory');
   row('… 40 s after the first measured load (MiB)', '≤ 80 MB', get(pf, 'idleAfterLoad.memory') === undefined ? undefined : `${mib(pf.idleAfterLoad.memory)} PSS`,
-    afterRss === undefined ? undefined : `${mib(afterRss)} RSS${rb.idleAfterLoad.detail ? ` (anon ${mib(rb.idleAfterLoad.detail.anon)} + file ${mib(rb.idleAfterLoad.detail.file)})` : ''}`,
+    afterRss === undefined ? undefined : `${mib(afterRss)} RSS${rb.idleAfterLoad.detail ? ` (anon ${mib(rb.idleAfterLoad.detail.anon)} + file ${mib(rb.idleAfterLoad.detail.file)}; ${rb.idleAfterLoad.detail.threads} threads)` : ''}`,
     afterRss === undefined ? null : afterRss <= 80 * MB);
   const bigDelta = get(rb, 'big.delta');
   const sizeMiB = get(rb, 'big.size') ?? get(pf, 'big.size') ?? r.env.bigMiB * MiB;
@@ -116,7 +116,7 @@ function notes(r) {
     if (x?.errors?.length) out.push(`${name} errors: ${x.errors.join('; ')}`);
   }
   if (r.clock) out.push(`Clock check (bench process vs sink child, CLOCK_MONOTONIC via process.hrtime.bigint): ${r.clock.inside}/${r.clock.rounds} child readings fell inside the parent's send/receive window; worst outside: ${fmt(r.clock.worstOutsideMs, 3)} ms.`);
-  out.push('Postfix memory is the PSS sum of all its processes (smaps_rollup); relaybox memory is VmRSS of its one process. MB targets are read as MiB.');
+  out.push('Postfix memory is the PSS sum of all its processes (smaps_rollup); relaybox memory is VmRSS of its one process. MB targets are checked as 10^6 bytes (80 MB = 76.3 MiB).');
   out.push(`Latency: ${r.env.latencyGapMs} ms pause between messages, ${3} warm-up messages not counted, one client session reused.`);
   if (e.notes?.length) out.push(...e.notes);
   return out;

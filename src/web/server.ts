@@ -1,61 +1,27 @@
-// Routing: Hono on @hono/node-server. Small (no dependencies of its own), maintained, typed, runs on
-// Node 20 as plain ESM with no build step, and its Request/Response handlers let the CSV export
-// stream. The alternatives were hand-parsing paths or find-my-way plus our own body/cookie code.
-import { getRequestListener } from '@hono/node-server';
-import { Hono } from 'hono';
-import { createHash } from 'node:crypto';
-import { constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
-import { access, statfs } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatHostPort, type ListenAddress } from '../config/net.js';
 import type { Feature, FeatureContext } from '../feature.js';
-import { spoolPath } from '../spool/db.js';
 import { RelayMetrics } from '../status/metrics.js';
 import { VERSION } from '../version.js';
-import { apiRoutes } from './api.js';
-import { WebAuth, type WebEnv } from './auth.js';
-import { logCsv } from './csv.js';
+import type { ConsoleRoutes } from './console.js';
 
-/** Beside this module in src/ (tests) and in dist/ (the build copies them). */
-const ASSETS_DIR = fileURLToPath(new URL('./assets/', import.meta.url));
-/** Below this much free space in data_dir, /healthz says the spool cannot take mail. */
-export const MIN_FREE_BYTES = 64 * 1024 * 1024;
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-};
-
-const SECURITY_HEADERS: Record<string, string> = {
-  'Content-Security-Policy':
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  'X-Content-Type-Options': 'nosniff',
-  'X-Frame-Options': 'DENY',
-  'Referrer-Policy': 'no-referrer',
-  'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Resource-Policy': 'same-origin',
-};
-
-/** The web console, the HTTP API, /healthz and /metrics: SPEC's `http:` section. */
+/**
+ * SPEC's `http:` section: the web console, the HTTP API, /healthz and /metrics. The port is
+ * opened at start and the metrics count from start; the routes (console.ts) load on the first
+ * request.
+ */
 export class WebConsole implements Feature {
   readonly name = 'http';
   private server: Server | undefined;
   private bound: ListenAddress | undefined;
   private running = false;
   private readonly metrics: RelayMetrics;
-  private readonly auth: WebAuth;
-  private readonly assets = loadAssets();
+  private routes: Promise<ConsoleRoutes> | undefined;
 
   constructor(private readonly context: FeatureContext) {
     const { config, events, status, spool } = context;
     this.metrics = new RelayMetrics({ events, status, db: spool.db, dataDir: config.data_dir, version: VERSION });
-    this.auth = new WebAuth(config.http.admin_token, `relaybox_session_${config.http.listen.port}`);
   }
 
   /** Where the console actually listens (port 0 in tests becomes a real port); undefined until started. */
@@ -65,7 +31,7 @@ export class WebConsole implements Feature {
 
   async start(): Promise<void> {
     const { host, port } = this.context.config.http.listen;
-    const server = createServer(getRequestListener(this.app().fetch, { overrideGlobalObjects: false }));
+    const server = createServer((req, res) => this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         const why = err.code === 'EADDRINUSE' ? 'another program is listening there' : err.message;
@@ -78,13 +44,14 @@ export class WebConsole implements Feature {
     this.server = server;
     this.bound = { host, port: info.port };
     this.running = true;
-    this.context.logger.info({ http: formatHostPort(this.bound), auth: this.auth.required ? 'admin_token' : 'none (loopback only)' }, 'http listening');
+    const auth = this.context.config.http.admin_token ? 'admin_token' : 'none (loopback only)';
+    this.context.logger.info({ http: formatHostPort(this.bound), auth }, 'http listening');
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.metrics.close();
-    this.auth.clear();
+    void this.routes?.then((routes) => routes.close(), () => {});
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -93,79 +60,17 @@ export class WebConsole implements Feature {
     await closed;
   }
 
-  private app(): Hono<WebEnv> {
-    const { config, logger } = this.context;
-    const app = new Hono<WebEnv>();
-    app.use('*', async (c, next) => {
-      await next();
-      for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(name, value);
-      if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', c.req.path.startsWith('/assets/') ? 'no-cache' : 'no-store');
-    });
-    app.use('*', this.auth.middleware());
-    this.auth.routes(app);
-
-    app.on(['GET', 'HEAD'], '/healthz', async (c) => {
-      const problem = await this.healthProblem();
-      return problem ? c.json({ status: 'unavailable', reason: problem }, 503) : c.json({ status: 'ok' });
-    });
-    app.get('/metrics', async (c) => c.body(await this.metrics.text(), 200, { 'Content-Type': this.metrics.contentType }));
-    app.get('/', (c) => this.asset(c.req.header('if-none-match'), 'index.html'));
-    app.get('/assets/:name', (c) => this.asset(c.req.header('if-none-match'), c.req.param('name')));
-    app.get('/api/log.csv', logCsv(config.data_dir));
-    app.route('/api', apiRoutes(this.context));
-
-    app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
-    app.onError((err, c) => {
-      logger.error({ err, method: c.req.method, path: c.req.path }, 'http request failed');
-      return c.json({ error: 'internal error; see the relaybox log' }, 500);
-    });
-    return app;
-  }
-
-  private asset(ifNoneMatch: string | undefined, name: string): Response {
-    const file = this.assets.get(name);
-    if (!file) return new Response(JSON.stringify({ error: `no asset ${name}` }), { status: 404, headers: { 'Content-Type': 'application/json' } });
-    if (ifNoneMatch === file.etag) return new Response(null, { status: 304, headers: { ETag: file.etag } });
-    return new Response(file.body, { headers: { 'Content-Type': file.type, ETag: file.etag } });
-  }
-
-  /** Null when the spool can take mail: the service runs, the database is open, data_dir is writable and has room. */
-  private async healthProblem(): Promise<string | null> {
-    const { config, spool } = this.context;
-    if (!this.running) return 'relaybox is stopping';
-    if (!spool.db.open) return 'the spool database is closed';
-    for (const path of [config.data_dir, spoolPath(config.data_dir)]) {
-      try {
-        await access(path, fsConstants.W_OK);
-      } catch (err) {
-        return `${path} is not writable (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
-      }
-    }
-    const fs = await statfs(config.data_dir);
-    const free = fs.bavail * fs.bsize;
-    if (free < MIN_FREE_BYTES) return `only ${Math.floor(free / 1_048_576)} MB free in ${config.data_dir}`;
-    return null;
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.routes ??= import('./console.js').then(({ ConsoleRoutes }) => new ConsoleRoutes({ context: this.context, metrics: this.metrics, running: () => this.running }));
+    this.routes.then(
+      (routes) => routes.listener(req, res),
+      (err: unknown) => {
+        this.context.logger.error({ err }, 'the web console could not be loaded');
+        res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"error":"internal error; see the relaybox log"}');
+      },
+    );
   }
 }
-
-interface Asset {
-  body: Buffer;
-  type: string;
-  etag: string;
-}
-
-/** Read once at start: a handful of small files, served from memory with an ETag of their content. */
-function loadAssets(): Map<string, Asset> {
-  const assets = new Map<string, Asset>();
-  for (const name of readdirSync(ASSETS_DIR)) {
-    const type = CONTENT_TYPES[extname(name)];
-    if (!type) continue;
-    const body = readFileSync(join(ASSETS_DIR, name));
-    assets.set(name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"` });
-  }
-  return assets;
-}
-
 
 /** The `http:` feature when enabled; app.ts adds it to the optional parts. */
 export function webFeature(context: FeatureContext): Feature[] {
