@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
 import { isFqdn } from './net.js';
 import { ConfigError } from './errors.js';
+import { describeIssue } from './issues.js';
 import { configSchema, type Config } from './schema.js';
 
 export { ConfigError, configPath, DEFAULT_CONFIG_PATH } from './errors.js';
@@ -59,19 +59,4 @@ function semanticProblems(config: Config): string[] {
 
 function absolute(path: string): string {
   return isAbsolute(path) ? path : resolve(process.cwd(), path);
-}
-
-/** `smtp.listen[0]: expected host:port, got "2525x"` */
-export function describeIssue(issue: z.core.$ZodIssue): string {
-  const key = formatPath(issue.path);
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`).join('; ');
-  }
-  let message = issue.message;
-  if (issue.code === 'invalid_type' && /received undefined/.test(message)) message = 'is required';
-  return key ? `${key}: ${message}` : message;
-}
-
-function formatPath(path: PropertyKey[]): string {
-  return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeIssue } from '../config/load.js';
+import { describeIssue } from '../config/issues.js';
 
 const address = z
   .string()
