@@ -102,7 +102,7 @@ describe.skipIf(off !== undefined)(title, { timeout: 120_000 }, () => {
     expect(await exited, lines.join('\n')).toBe(0);
   });
 
-  it('first boot moves /boot/firmware/relaybox.yaml into /etc/relaybox with safe permissions', (ctx) => {
+  it('first boot moves /boot/firmware/relaybox.yaml into /etc/relaybox with safe permissions, and refuses one that does not validate', (ctx) => {
     if (skip) return ctx.skip(skip);
     const before = readFileSync(join(root, 'etc/relaybox/relaybox.yaml'), 'utf8');
     mkdirSync(join(root, 'boot/firmware'), { recursive: true });
@@ -112,6 +112,22 @@ describe.skipIf(off !== undefined)(title, { timeout: 120_000 }, () => {
     expect(stat('/etc/relaybox/relaybox.yaml')).toBe('640 root:relaybox');
     expect(ok(chroot('relaybox', 'check-config'))).toContain('hostname pi.example.com');
     expect(readFileSync(join(root, 'etc/relaybox/relaybox.yaml.previous'), 'utf8')).toBe(before);
+
+    // A file that does not validate is not taken. It is checked as the service would read it: by
+    // the relaybox user, who cannot read a root-only secret.
+    const taken = readFileSync(join(root, 'etc/relaybox/relaybox.yaml'), 'utf8');
+    writeFileSync(join(root, 'etc/relaybox/token'), 'a-long-admin-token\n', { mode: 0o600 });
+    const broken = taken
+      .replace('listen: ["0.0.0.0:25", "0.0.0.0:587"]', 'listen: ["0.0.0.0:25x"]')
+      .replace('listen: "127.0.0.1:8025"', 'listen: "0.0.0.0:8025"\n  admin_token: { file: /etc/relaybox/token }');
+    writeFileSync(join(root, 'boot/firmware/relaybox.yaml'), broken);
+    ok(chroot('/usr/lib/relaybox/first-boot.sh'));
+    expect(readFileSync(join(root, 'etc/relaybox/relaybox.yaml'), 'utf8')).toBe(taken);
+    expect(readFileSync(join(root, 'boot/firmware/relaybox.yaml'), 'utf8')).toBe(broken);
+    const note = readFileSync(join(root, 'boot/firmware/relaybox-error.txt'), 'utf8');
+    expect(note).toContain('  smtp.listen[0]: expected host:port, got "0.0.0.0:25x"');
+    expect(note).toContain('  http.admin_token: cannot read /etc/relaybox/token: EACCES');
+    for (const f of ['boot/firmware/relaybox.yaml', 'boot/firmware/relaybox-error.txt', 'etc/relaybox/token']) rmSync(join(root, f));
   });
 
   it('upgrades in place keeping the spool and the edited config, and purge removes everything', (ctx) => {
