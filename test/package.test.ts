@@ -53,65 +53,6 @@ describe('systemd unit (as text)', () => {
   });
 });
 
-describe('first-boot.sh (moves a configuration from the SD card once)', () => {
-  const script = join(REPO, 'deploy/first-boot.sh');
-  const group = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
-  function run(dir: string, env: Record<string, string> = {}) {
-    return spawnSync(script, [], {
-      encoding: 'utf8',
-      env: {
-        PATH: process.env.PATH!,
-        RELAYBOX_BOOT_FILES: `${dir}/boot/firmware/relaybox.yaml ${dir}/boot/relaybox.yaml`,
-        RELAYBOX_ETC_DIR: `${dir}/etc/relaybox`,
-        RELAYBOX_GROUP: group,
-        ...env,
-      },
-    });
-  }
-
-  it('does nothing without a file on the card', () => {
-    const dir = tempDir();
-    const r = run(dir);
-    expect(r.status).toBe(0);
-    expect(existsSync(join(dir, 'etc'))).toBe(false);
-  });
-
-  it('moves the file into /etc/relaybox as 0640 for the service group, keeping the previous one', () => {
-    const dir = tempDir();
-    mkdirSync(join(dir, 'boot/firmware'), { recursive: true });
-    mkdirSync(join(dir, 'etc/relaybox'), { recursive: true });
-    writeFileSync(join(dir, 'etc/relaybox/relaybox.yaml'), 'example: true\n', { mode: 0o640 });
-    writeFileSync(join(dir, 'boot/firmware/relaybox.yaml'), 'hostname: relaybox.example.com\r\n', { mode: 0o755 });
-    const r = run(dir);
-    expect(r.status, r.stderr).toBe(0);
-    const dest = join(dir, 'etc/relaybox/relaybox.yaml');
-    expect(readFileSync(dest, 'utf8')).toBe('hostname: relaybox.example.com\r\n');
-    expect(statSync(dest).mode & 0o777).toBe(0o640);
-    expect(statSync(dest).gid).toBe(Number(execFileSync('id', ['-g'], { encoding: 'utf8' })));
-    expect(readFileSync(`${dest}.previous`, 'utf8')).toBe('example: true\n');
-    expect(existsSync(join(dir, 'boot/firmware/relaybox.yaml'))).toBe(false);
-    expect(r.stderr).toContain(`installed ${dir}/boot/firmware/relaybox.yaml as ${dest} (the configuration it replaced is ${dest}.previous)`);
-    expect(readdirSync(join(dir, 'etc/relaybox')).sort()).toEqual(['relaybox.yaml', 'relaybox.yaml.previous']); // no temp file left
-
-    // Once: the next boot finds nothing and leaves the administrator's later edits alone.
-    writeFileSync(dest, 'edited: true\n');
-    expect(run(dir).status).toBe(0);
-    expect(readFileSync(dest, 'utf8')).toBe('edited: true\n');
-  });
-
-  it('takes /boot/relaybox.yaml on older Pi OS, makes /etc/relaybox when missing, and warns about a missing group', () => {
-    const dir = tempDir();
-    mkdirSync(join(dir, 'boot'), { recursive: true });
-    writeFileSync(join(dir, 'boot/relaybox.yaml'), 'a: 1\n');
-    const r = run(dir, { RELAYBOX_GROUP: 'no-such-group-relaybox' });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toContain('group no-such-group-relaybox does not exist');
-    expect(statSync(join(dir, 'etc/relaybox')).mode & 0o777).toBe(0o750);
-    expect(statSync(join(dir, 'etc/relaybox/relaybox.yaml')).mode & 0o777).toBe(0o640);
-    expect(existsSync(join(dir, 'boot/relaybox.yaml'))).toBe(false);
-  });
-});
-
 /** path → mode, size, mtime and content hash of every file under dir: a run that changes nothing keeps it. */
 function snapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();
