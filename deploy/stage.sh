@@ -7,6 +7,9 @@
 #   DEST/node/bin/node  when NODE_BIN names a Node.js binary to bundle
 # Used by build-deb.sh and install.sh. Environment:
 #   NODE_BIN=path            a node binary to copy into DEST/node/bin/node (stripped)
+#   ADDON=path               a better_sqlite3.node to ship instead of the one `npm ci` built (a
+#                            cross-compiled one, for a package of another architecture)
+#   STRIP=cmd                the strip for those binaries (default strip; aarch64-linux-gnu-strip ...)
 #   RELAYBOX_PREBUILT_DIST=1 copy ./dist as it is instead of compiling (tests: `make build` just ran)
 set -euo pipefail
 dest=${1:?usage: deploy/stage.sh DEST}
@@ -51,7 +54,13 @@ find "$nm" \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.m
 find "$nm" -mindepth 2 -maxdepth 3 -type d \( -name test -o -name tests -o -name __tests__ -o -name .github \
   -o -name .husky -o -name docs -o -name example -o -name examples -o -name benchmarks -o -name bench -o -name fixture -o -name fixtures \) -prune -exec rm -rf {} +
 find "$nm" -depth -type d -empty -delete
-strip --strip-unneeded --remove-section=.comment "$nm/better-sqlite3/build/Release/better_sqlite3.node" 2>/dev/null || true
+addon=$nm/better-sqlite3/build/Release/better_sqlite3.node
+[ -n "${ADDON:-}" ] && install -D -m 0644 "$ADDON" "$addon"
+strip_bin() {
+  command -v "${STRIP:-strip}" >/dev/null || return 0
+  "${STRIP:-strip}" "$@" 2>/dev/null || echo "stage: ${STRIP:-strip} could not strip ${*: -1} (shipped with its symbols)" >&2
+}
+strip_bin --strip-unneeded --remove-section=.comment "$addon"
 mv "$nm" "$dest/node_modules"
 
 # --- the runtime ---------------------------------------------------------------------------------
@@ -60,7 +69,7 @@ if [ -n "${NODE_BIN:-}" ]; then
   install -m 0755 "$NODE_BIN" "$dest/node/bin/node"
   # Debug symbols are most of the npm-packaged binary's size; the dynamic symbols that native
   # addons link against stay.
-  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$dest/node/bin/node" 2>/dev/null || true
+  strip_bin --strip-unneeded --remove-section=.comment --remove-section=.note "$dest/node/bin/node"
 fi
 
 # Plain permissions whatever the umask or the npm cache left: directories 0755, files 0644, and
@@ -71,6 +80,19 @@ find "$dest" -type f -exec chmod 0644 {} +
 [ -f "$dest/node/bin/node" ] && chmod 0755 "$dest/node/bin/node"
 
 # The addon must load on the runtime it ships with: a Node major mismatch fails here, not on a Pi.
+# A runtime for another architecture runs under qemu-user through binfmt_misc (deploy/binfmt.sh);
+# QEMU_LD_PREFIX (set by build-deb.sh) points it at the cross toolchain's libc and libstdc++.
 runtime=${NODE_BIN:-node}
+if ! "$runtime" --version >/dev/null 2>&1; then
+  case "$(od -An -tu2 -j18 -N2 "$runtime" 2>/dev/null | tr -d ' ')" in
+    183) qemu=aarch64 ;; 40) qemu=arm ;; *) qemu= ;;
+  esac
+  if [ -n "$qemu" ] && [ ! -f "/proc/sys/fs/binfmt_misc/qemu-$qemu" ]; then
+    echo "stage: cannot run the $qemu runtime here to check that the addon loads: binfmt_misc has no qemu-$qemu entry (run deploy/binfmt.sh as root; apt-get install qemu-user-static)" >&2
+  else
+    echo "stage: $runtime does not run on this machine" >&2
+  fi
+  exit 1
+fi
 (cd "$dest" && "$runtime" -e "require('./node_modules/better-sqlite3')(':memory:').prepare('select 1').get()") ||
-  { echo "stage: better-sqlite3 does not load on $("$runtime" --version): rebuild node_modules with that Node" >&2; exit 1; }
+  { echo "stage: better-sqlite3${ADDON:+ ($ADDON)} does not load on Node.js $("$runtime" --version): ${ADDON:+delete it to rebuild it, or }rebuild node_modules with that Node" >&2; exit 1; }
