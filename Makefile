@@ -29,10 +29,10 @@ bench: build
 clean:
 	rm -rf dist var .bench
 
-# The appliance: a .deb for this machine's architecture (amd64 here, arm64 on a Pi) into var/deb/,
-# carrying its own Node.js runtime; see deploy/README.md.
+# The appliance: a .deb for this machine's architecture into var/deb/, carrying its own Node.js
+# runtime; ARCH=arm64 or ARCH=armhf cross-builds one for a Pi (see deploy/README.md).
 deb: build
-	deploy/build-deb.sh var/deb
+	deploy/build-deb.sh $(if $(ARCH),--arch $(ARCH)) var/deb
 
 # Installs the built tree on this machine in the .deb's layout (root; idempotent; never touches
 # an existing /etc/relaybox/relaybox.yaml). `make deps` installs the npm dependencies instead.
