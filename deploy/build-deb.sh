@@ -63,9 +63,9 @@ if [ -n "$cross" ] && [ -z "${NODE_VERSION:-}" ] && [ ! -s "$cache/$pkg-$node_ve
   pick=$cache/$pkg-for-$node_version
   if [ ! -s "$pick" ]; then
     npm view "$pkg@^${node_version%%.*}" version --json 2>/dev/null |
-      node -e 'const v=JSON.parse(require("fs").readFileSync(0,"utf8")); const a=[].concat(v); console.log(a.includes(process.argv[1]) ? process.argv[1] : a.at(-1) ?? "")' "$node_version" > "$pick.part"
-    [ -s "$pick.part" ] || { rm -f "$pick.part"; echo "build-deb: no $pkg ${node_version%%.*}.x on the npm registry" >&2; exit 1; }
-    mv "$pick.part" "$pick"
+      node -e 'const v=JSON.parse(require("fs").readFileSync(0,"utf8")); const a=[].concat(v); console.log(a.includes(process.argv[1]) ? process.argv[1] : a.at(-1) ?? "")' "$node_version" > "$pick.$$"
+    [ -s "$pick.$$" ] || { rm -f "$pick.$$"; echo "build-deb: no $pkg ${node_version%%.*}.x on the npm registry" >&2; exit 1; }
+    mv "$pick.$$" "$pick"
   fi
   picked=$(cat "$pick")
   [ "$picked" = "$node_version" ] ||
@@ -73,14 +73,20 @@ if [ -n "$cross" ] && [ -z "${NODE_VERSION:-}" ] && [ ! -s "$cache/$pkg-$node_ve
   node_version=$picked
 fi
 tgz=$cache/$pkg-$node_version.tgz
+# Each cache entry is made under a temporary name and renamed: two builds may run at once.
 if [ ! -s "$tgz" ]; then
-  (cd "$cache" && npm pack "$pkg@$node_version" --silent >/dev/null)
+  dl=$(mktemp -d "$cache/.dl-XXXXXX")
+  (cd "$dl" && npm pack "$pkg@$node_version" --silent >/dev/null) && mv "$dl/$(basename "$tgz")" "$tgz"
+  rm -rf "$dl"
+  [ -s "$tgz" ] || { echo "build-deb: npm pack $pkg@$node_version failed" >&2; exit 1; }
 fi
 runtime=$cache/$pkg-$node_version
 if [ ! -x "$runtime/bin/node" ] || { [ -n "$cross" ] && [ ! -f "$runtime/include/node/common.gypi" ]; }; then
-  rm -rf "$runtime" && mkdir -p "$runtime"
+  unpacked=$(mktemp -d "$runtime.XXXXXX")
   # The headers (include/node, with the target's config.gypi) only to cross-compile the addon.
-  tar -xzf "$tgz" -C "$runtime" --strip-components=1 package/bin/node package/LICENSE ${cross:+package/include}
+  tar -xzf "$tgz" -C "$unpacked" --strip-components=1 package/bin/node package/LICENSE ${cross:+package/include}
+  chmod 0755 "$unpacked"
+  rm -rf "$runtime" && mv "$unpacked" "$runtime"
 fi
 
 # --- a cross-compiled better-sqlite3 (once per arch, runtime and better-sqlite3 version) ---------
@@ -101,7 +107,7 @@ if [ -n "$cross" ]; then
     (cd "$src" && CC=$triplet-gcc CXX=$triplet-g++ LINK=$triplet-g++ AR=$triplet-ar \
       node "$gyp" rebuild --release --arch="$gyp_arch" --nodedir="$runtime" --jobs="$(nproc)" >"$src/build.log" 2>&1) ||
       { tail -20 "$src/build.log" >&2; echo "build-deb: node-gyp failed for $arch (log above)" >&2; rm -rf "$src"; exit 1; }
-    cp "$src/build/Release/better_sqlite3.node" "$addon.part" && mv "$addon.part" "$addon"
+    cp "$src/build/Release/better_sqlite3.node" "$addon.$$" && mv "$addon.$$" "$addon"
     rm -rf "$src"
   fi
 fi

@@ -1,19 +1,29 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * A fresh minimal Debian 12 root to install the .deb into, as on a stock box. debootstrap builds
- * one once (about a minute and a half from Debian's mirror); it is kept as a tar file and each
- * test unpacks its own copy in seconds. Environment:
- *   RELAYBOX_TEST_ROOT_CACHE  where the tar is kept (default /var/cache/relaybox-test)
+ * A fresh minimal Debian 12 root to install the .deb into, as on a stock box, for this machine's
+ * architecture or, through qemu-user, for arm64 or armhf. deploy/debian-root.sh builds one once
+ * per architecture (debootstrap minbase + adduser: about a minute and a half for amd64, four for
+ * arm64 under qemu) and keeps it as a tar file; each test unpacks its own copy in seconds.
+ * Environment:
+ *   RELAYBOX_TEST_ROOT_CACHE  where the tars are kept (default /var/cache/relaybox, shared with
+ *                             deploy/image/build-image.sh)
  *   RELAYBOX_DEBIAN_MIRROR    default http://deb.debian.org/debian
  */
-const CACHE = process.env.RELAYBOX_TEST_ROOT_CACHE ?? '/var/cache/relaybox-test';
-const TARBALL = join(CACHE, 'bookworm-minbase.tar');
-const MIRROR = process.env.RELAYBOX_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
-const BUILD_TIMEOUT_MS = 6 * 60_000;
+const REPO = join(import.meta.dirname, '../..');
+const CACHE = process.env.RELAYBOX_TEST_ROOT_CACHE ?? '/var/cache/relaybox';
+const BUILD_TIMEOUT_MS = 15 * 60_000;
+
+export const HOST_ARCH = ({ x64: 'amd64', arm64: 'arm64', arm: 'armhf' } as Record<string, string>)[process.arch] ?? process.arch;
+
+/** What a package for another architecture needs here: its qemu, its cross compiler, its ELF machine. */
+export const FOREIGN: Record<string, { qemu: string; triplet: string; machine: number; file: RegExp }> = {
+  arm64: { qemu: 'aarch64', triplet: 'aarch64-linux-gnu', machine: 183, file: /ELF 64-bit LSB .*ARM aarch64/ },
+  armhf: { qemu: 'arm', triplet: 'arm-linux-gnueabihf', machine: 40, file: /ELF 32-bit LSB .*ARM, EABI5/ },
+};
 
 export type RootResult = { dir: string; cleanup: () => void } | { skip: string };
 
@@ -21,49 +31,41 @@ function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 }
 
-/** Why this machine cannot run the chroot test, or undefined when it can. */
-export function rootUnavailable(): string | undefined {
+const tarball = (arch: string) => join(CACHE, `bookworm-${arch}-minbase.tar`);
+
+/** Why this machine cannot run the chroot test for arch, or undefined when it can. */
+export function rootUnavailable(arch = HOST_ARCH): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (chroot, dpkg, mount)';
   if (!has('chroot') || !has('dpkg-deb')) return 'needs chroot and dpkg-deb (a Debian machine)';
-  if (!existsSync(TARBALL) && !has('debootstrap')) return `no cached root at ${TARBALL} and debootstrap is not installed (apt-get install debootstrap)`;
+  if (!existsSync(tarball(arch)) && !has('debootstrap')) return `no cached root at ${tarball(arch)} and debootstrap is not installed (apt-get install debootstrap)`;
+  if (arch !== HOST_ARCH) {
+    const foreign = FOREIGN[arch];
+    if (!foreign) return `no cross build for ${arch}`;
+    if (!existsSync(`/proc/sys/fs/binfmt_misc/qemu-${foreign.qemu}`) && !existsSync(`/usr/lib/binfmt.d/qemu-${foreign.qemu}.conf`)) {
+      return 'qemu-user-static is not installed (apt-get install qemu-user-static)';
+    }
+    if (!has(`${foreign.triplet}-g++`)) return `${foreign.triplet}-g++ is not installed (apt-get install g++-${foreign.triplet})`;
+  }
   return undefined;
 }
 
-function buildTarball(): string | undefined {
-  mkdirSync(CACHE, { recursive: true });
-  const work = mkdtempSync(join(CACHE, 'build-'));
-  try {
-    // adduser is Priority: important, so not in minbase; every real Debian or Pi OS install has it.
-    const run = spawnSync('debootstrap', ['--variant=minbase', '--include=adduser', 'bookworm', join(work, 'root'), MIRROR], {
-      timeout: BUILD_TIMEOUT_MS,
-      encoding: 'utf8',
-    });
-    if (run.status !== 0) {
-      const why = run.error ? String(run.error.message) : (run.stderr || run.stdout).trim().split('\n').slice(-3).join(' / ');
-      return `debootstrap of bookworm from ${MIRROR} did not finish: ${why}`;
-    }
-    // apt's caches are a third of the root and nothing here uses them.
-    for (const sub of ['var/cache/apt/archives', 'var/lib/apt/lists']) {
-      execFileSync('find', [join(work, 'root', sub), '-type', 'f', '-delete']);
-    }
-    execFileSync('tar', ['-C', join(work, 'root'), '--numeric-owner', '-cf', `${TARBALL}.part`, '.']);
-    renameSync(`${TARBALL}.part`, TARBALL);
-    return undefined;
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-}
-
-/** Unpacks a fresh root (building the cached one first if needed) with /proc mounted. */
-export function freshDebianRoot(): RootResult {
-  const unavailable = rootUnavailable();
+/** Unpacks a fresh root for arch (building the cached one first if needed) with /proc mounted. */
+export function freshDebianRoot(arch = HOST_ARCH): RootResult {
+  const unavailable = rootUnavailable(arch);
   if (unavailable) return { skip: unavailable };
-  if (!existsSync(TARBALL)) {
-    const failed = buildTarball();
-    if (failed) return { skip: failed };
+  // adduser is Priority: important, so not in minbase; every real Debian or Pi OS install has it.
+  const made = spawnSync(join(REPO, 'deploy/debian-root.sh'), [arch, tarball(arch), 'adduser'], { encoding: 'utf8', timeout: BUILD_TIMEOUT_MS });
+  if (made.status !== 0) {
+    const why = made.error ? made.error.message : made.stderr.trim().split('\n').slice(-3).join(' / ');
+    return { skip: `deploy/debian-root.sh ${arch} did not finish: ${why}` };
   }
-  const dir = mkdtempSync(join(tmpdir(), 'relaybox-root-'));
-  execFileSync('tar', ['-C', dir, '--numeric-owner', '-xf', TARBALL]);
+  if (arch !== HOST_ARCH) {
+    // A cached root skips debian-root.sh's own registration: the chroot's programs need it.
+    const binfmt = spawnSync(join(REPO, 'deploy/binfmt.sh'), [arch], { encoding: 'utf8' });
+    if (binfmt.status !== 0) return { skip: binfmt.stderr.trim() || `deploy/binfmt.sh ${arch} failed` };
+  }
+  const dir = mkdtempSync(join(tmpdir(), `relaybox-root-${arch}-`));
+  execFileSync('tar', ['-C', dir, '--numeric-owner', '-xf', tarball(arch)]);
   // Node and dpkg look at /proc; without it (a container that forbids the mount) they mostly cope.
   const proc = spawnSync('mount', ['-t', 'proc', 'proc', join(dir, 'proc')]).status === 0;
   return {
@@ -77,13 +79,15 @@ export function freshDebianRoot(): RootResult {
   };
 }
 
-/** Builds the .deb the way `make deb` does, fast (gzip -1, ./dist as built): its path. */
-export function buildTestDeb(outDir: string): string {
-  const repo = join(import.meta.dirname, '../..');
-  const out = execFileSync(join(repo, 'deploy/build-deb.sh'), [outDir], {
+/**
+ * Builds the .deb the way `make deb [ARCH=...]` does, fast (gzip -1, ./dist as built): its path.
+ * Another architecture's first build cross-compiles better-sqlite3 (about two minutes, then cached).
+ */
+export function buildTestDeb(outDir: string, arch?: string): string {
+  const out = execFileSync(join(REPO, 'deploy/build-deb.sh'), [...(arch ? ['--arch', arch] : []), outDir], {
     env: { ...process.env, RELAYBOX_PREBUILT_DIST: '1', DEB_COMPRESS: 'gzip', DEB_LEVEL: '1' },
     encoding: 'utf8',
-    timeout: 240_000,
+    timeout: arch && arch !== HOST_ARCH ? 12 * 60_000 : 240_000,
   });
   return out.trim().split('\n').at(-1)!;
 }

@@ -1,0 +1,130 @@
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestDeb, FOREIGN, freshDebianRoot, rootUnavailable } from './helpers/debianRoot.js';
+import { sendMail, waitFor } from './helpers/relay.js';
+import { tempDir } from './helpers/tmp.js';
+
+/**
+ * The .deb for a Pi, cross-built on this amd64 machine (`make deb ARCH=arm64`), installed into a
+ * Debian 12 arm64 root and run there: every arm64 program (dpkg, the shell, Node.js) executes
+ * under qemu-user through binfmt_misc. About 3 minutes warm; cold add ~4 minutes for the root
+ * (cached in /var/cache/relaybox) and ~2 for the addon's cross compile (cached).
+ * RELAYBOX_PACKAGE_ARM=arm64,armhf adds the armhf package (another ~7 minutes cold: see
+ * deploy/README.md); RELAYBOX_PACKAGE_ARM=0 turns it off. Under CI a missing prerequisite fails.
+ */
+const ARCHES = (process.env.RELAYBOX_PACKAGE_ARM ?? 'arm64').split(',').map((a) => a.trim()).filter((a) => a && a !== '0');
+const CI = Boolean(process.env.CI);
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+// Emulated Node.js starts in seconds rather than milliseconds; on a busy machine much more.
+const SLOW = 5 * 60_000;
+
+for (const arch of ARCHES) {
+  const missing = rootUnavailable(arch);
+  const title = `the ${arch} .deb, cross-built, in a Debian 12 ${arch} root under qemu-user`;
+  // Outside CI a missing tool skips, with the reason in the name; under CI it fails with it.
+  describe.skipIf(missing !== undefined && !CI)(missing && !CI ? `${title}: SKIPPED, ${missing}` : title, { timeout: SLOW }, () => {
+    const foreign = FOREIGN[arch]!;
+    let root = '';
+    let cleanup = () => {};
+    let out = '';
+    let deb = '';
+    let skip = '';
+
+    const chroot = (...args: string[]): SpawnSyncReturns<string> =>
+      spawnSync('chroot', [root, ...args], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' }, timeout: SLOW });
+    const ok = (r: SpawnSyncReturns<string>) => {
+      expect(r.status, `${r.error ?? ''}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+
+    beforeAll(() => {
+      if (missing) throw new Error(`missing prerequisite for the ${arch} package test: ${missing}`);
+      out = mkdtempSync(join(tmpdir(), `relaybox-deb-${arch}-`));
+      deb = buildTestDeb(out, arch);
+      const made = freshDebianRoot(arch);
+      if ('skip' in made) {
+        if (CI) throw new Error(made.skip);
+        skip = made.skip;
+        return;
+      }
+      ({ dir: root, cleanup } = made);
+      copyFileSync(deb, join(root, 'tmp/relaybox.deb'));
+    }, 30 * 60_000);
+    afterAll(() => {
+      cleanup();
+      if (out) rmSync(out, { recursive: true, force: true });
+    });
+
+    it(`is for ${arch}: the runtime and the addon are ${foreign.qemu} ELF files`, () => {
+      const info = spawnSync('dpkg-deb', ['-I', deb], { encoding: 'utf8' }).stdout;
+      expect(deb).toMatch(new RegExp(`relaybox_\\d+\\.\\d+\\.\\d+-1_${arch}\\.deb$`));
+      expect(info).toMatch(new RegExp(`^ Architecture: ${arch}$`, 'm'));
+      expect(info).toMatch(/^ Depends: adduser, libc6 \(>= 2\.\d+\), libgcc-s1 \(>= [\d.]+\), libstdc\+\+6 \(>= \d+\)$/m);
+      const dir = tempDir();
+      ok(spawnSync('dpkg-deb', ['-x', deb, dir], { encoding: 'utf8' }));
+      const lib = join(dir, 'usr/lib/relaybox');
+      for (const bin of ['node/bin/node', 'node_modules/better-sqlite3/build/Release/better_sqlite3.node']) {
+        const head = readFileSync(join(lib, bin)).subarray(0, 20);
+        expect(head.subarray(0, 4).toString('latin1'), bin).toBe('\x7fELF');
+        expect(head.readUInt16LE(18), bin).toBe(foreign.machine);
+        if (has('file')) expect(spawnSync('file', ['-b', join(lib, bin)], { encoding: 'utf8' }).stdout, bin).toMatch(foreign.file);
+      }
+    });
+
+    it('installs with dpkg in the emulated root; check-config runs on the bundled runtime', (ctx) => {
+      if (skip) return ctx.skip(skip);
+      const install = chroot('dpkg', '-i', '/tmp/relaybox.deb');
+      ok(install);
+      expect(install.stderr).not.toMatch(/error|warning/i);
+      expect(ok(chroot('getent', 'passwd', 'relaybox'))).toMatch(/^relaybox:x:\d+:\d+::\/var\/lib\/relaybox:\/usr\/sbin\/nologin$/m);
+      // process.arch proves the code really ran as arm under qemu, not on the host's Node.js.
+      expect(ok(chroot('/usr/lib/relaybox/node/bin/node', '-p', 'process.arch')).trim()).toBe(arch === 'armhf' ? 'arm' : arch);
+      const check = chroot('relaybox', 'check-config');
+      expect(ok(check)).toContain('configuration ok');
+      expect(check.stdout).toContain('upstream 1 outbox (file): file → /var/lib/relaybox/outbox');
+    });
+
+    it('serves: a message over SMTP from the host lands in the outbox; SIGTERM exits 0', async (ctx) => {
+      if (skip) return ctx.skip(skip);
+      const conf = '/etc/relaybox/test.yaml';
+      writeFileSync(
+        join(root, conf),
+        readFileSync(join(root, 'etc/relaybox/relaybox.yaml'), 'utf8')
+          .replace('listen: ["0.0.0.0:25", "0.0.0.0:587"]', 'listen: ["127.0.0.1:0"]')
+          .replace('listen: "127.0.0.1:8025"', 'listen: "127.0.0.1:0"')
+          .replace('# hostname: relaybox.example.com', 'hostname: relaybox.test.example'),
+      );
+      ok(chroot('chown', 'root:relaybox', conf));
+      const child = spawn('chroot', [root, '/usr/bin/relaybox', 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+      const lines: string[] = [];
+      createInterface({ input: child.stderr }).on('line', (l) => lines.push(l));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      try {
+        const port = await new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`relaybox did not start:\n${lines.join('\n')}`)), SLOW - 60_000);
+          child.on('exit', (code) => reject(new Error(`relaybox exited with ${code}:\n${lines.join('\n')}`)));
+          createInterface({ input: child.stdout }).on('line', (line) => {
+            lines.push(line);
+            const m = /"smtp":\["[^"]*:(\d+)"/.exec(line);
+            if (m) {
+              clearTimeout(timer);
+              resolve(Number(m[1]));
+            }
+          });
+        });
+        const reply = await sendMail(port, { to: ['someone@example.com'], subject: `from a scanner, via ${arch}` });
+        expect(reply.response).toMatch(/^250 /);
+        const outbox = join(root, 'var/lib/relaybox/outbox');
+        const file = await waitFor(() => existsSync(outbox) && readdirSync(outbox).find((f) => f.endsWith('.eml')), 120_000, 'the .eml');
+        expect(readFileSync(join(outbox, file), 'utf8')).toContain(`Subject: from a scanner, via ${arch}`);
+      } finally {
+        child.kill('SIGTERM');
+      }
+      expect(await exited, lines.join('\n')).toBe(0);
+    });
+  });
+}
