@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Both install what is missing first.
 NPM ?= npm
 
-.PHONY: all deps build run test typecheck bench clean deb install
+.PHONY: all deps build run test typecheck bench clean deb install image image-test
 
 all: build
 
@@ -38,3 +38,14 @@ deb: build
 # an existing /etc/relaybox/relaybox.yaml). `make deps` installs the npm dependencies instead.
 install: build
 	deploy/install.sh
+
+# The card image for a Raspberry Pi (3, 4, 400, Zero 2 W): Debian 12 arm64 with relaybox, into
+# var/image/relaybox-<version>-arm64.img.xz; see deploy/image/README.md. Needs root.
+VERSION := $(shell node -p 'require("./package.json").version')
+image: build
+	$(MAKE) deb ARCH=arm64
+	deploy/image/build-image.sh var/deb/relaybox_$(VERSION)-1_arm64.deb var/image
+
+# Boots the image under QEMU and checks it from the host (test/image/): ~20 minutes.
+image-test: image
+	npx vitest run --config vitest.image.config.ts
