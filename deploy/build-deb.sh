@@ -167,26 +167,36 @@ if [ -n "$wrong" ]; then
   exit 1
 fi
 
-# Library dependencies of the runtime and the addon, computed the way debhelper does; a fixed
-# list where dpkg-dev is missing, and for another architecture, whose libraries dpkg-shlibdeps
-# cannot see (it would name the cross toolchain's packages). That list must cover the newest
-# symbol versions the two binaries ask for (libgcc-s1: GCC_4.2.0 on arm64, GCC_3.5 on armhf).
+# Library dependencies of the runtime and the addon, computed the way debhelper does. For another
+# architecture dpkg-shlibdeps cannot see the libraries (it names the cross toolchain's packages),
+# so each library the binaries link (DT_NEEDED) maps to its package here, with a version that
+# covers the newest symbol versions they ask for (checked below; libgcc-s1: GCC_4.2.0 on arm64,
+# GCC_3.5 on armhf). armv7l Node.js links libatomic, which a minimal Debian lacks.
 shlibs=
 if [ -z "$cross" ] && command -v dpkg-shlibdeps >/dev/null; then
   mkdir -p "$build/src/debian"
   printf 'Source: relaybox\n\nPackage: relaybox\nArchitecture: any\n' > "$build/src/debian/control"
   shlibs=$(cd "$build/src" && dpkg-shlibdeps -O -e"$node_bin" -e"$sqlite" 2>/dev/null | sed -n 's/^shlibs:Depends=//p') || true
 fi
-if [ -z "$shlibs" ]; then
-  shlibs="libc6 (>= 2.34), libgcc-s1 (>= $([ "$arch" = armhf ] && echo 3.5 || echo 4.2)), libstdc++6 (>= 11)"
-  newest() { readelf -V --wide "$node_bin" "$sqlite" | grep -oE "Name: $1_[0-9.]+" | sed 's/.*_//' | sort -V | tail -1; }
+readelf=$(command -v "${cross:+$triplet-}readelf" || true)
+if [ -z "$shlibs" ] && [ -n "$readelf" ]; then
+  shlibs=$("$readelf" -d "$node_bin" "$sqlite" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u | while read -r so; do
+    case "$so" in
+      libc.so.6 | libm.so.6 | libdl.so.2 | libpthread.so.0 | ld-linux*) echo "libc6 (>= 2.34)" ;;
+      libstdc++.so.6) echo "libstdc++6 (>= 11)" ;;
+      libgcc_s.so.1) echo "libgcc-s1 (>= $([ "$arch" = armhf ] && echo 3.5 || echo 4.2))" ;;
+      libatomic.so.1) echo "libatomic1 (>= 4.8)" ;;
+      *) echo "build-deb: $so (linked by the $arch binaries) has no Debian package in build-deb.sh's list" >&2; echo "?" ;;
+    esac
+  done | sort -u | paste -sd, | sed 's/,/, /g')
+  case "$shlibs" in *'?'*) exit 1 ;; esac
   for need in GLIBC:2.34 GLIBCXX:3.4.29; do
-    command -v readelf >/dev/null || break
-    got=$(newest "${need%:*}")
+    got=$("$readelf" -V --wide "$node_bin" "$sqlite" | grep -oE "Name: ${need%:*}_[0-9.]+" | sed 's/.*_//' | sort -V | tail -1)
     [ "$(printf '%s\n' "$got" "${need#*:}" | sort -V | tail -1)" = "${need#*:}" ] ||
-      { echo "build-deb: the $arch binaries need ${need%:*}_$got, newer than the fixed Depends line: update it" >&2; exit 1; }
+      { echo "build-deb: the $arch binaries need ${need%:*}_$got, newer than the Depends line says: update it" >&2; exit 1; }
   done
 fi
+shlibs=${shlibs:-"libc6 (>= 2.34), libgcc-s1 (>= 3.4), libstdc++6 (>= 11)"}
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" -e "s/@SHLIBS@/$shlibs/" \
   deploy/debian/control > "$root/DEBIAN/control"

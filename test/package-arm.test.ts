@@ -22,8 +22,11 @@ const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status
 // Emulated Node.js starts in seconds rather than milliseconds; on a busy machine much more.
 const SLOW = 5 * 60_000;
 
+// What minbase lacks of each package's Depends, as `apt install ./relaybox_*.deb` would add it.
+const EXTRA: Record<string, string[]> = { armhf: ['libatomic1'] };
+
 for (const arch of ARCHES) {
-  const missing = rootUnavailable(arch);
+  const missing = rootUnavailable(arch, EXTRA[arch]);
   const title = `the ${arch} .deb, cross-built, in a Debian 12 ${arch} root under qemu-user`;
   // Outside CI a missing tool skips, with the reason in the name; under CI it fails with it.
   describe.skipIf(missing !== undefined && !CI)(missing && !CI ? `${title}: SKIPPED, ${missing}` : title, { timeout: SLOW }, () => {
@@ -45,7 +48,7 @@ for (const arch of ARCHES) {
       if (missing) throw new Error(`missing prerequisite for the ${arch} package test: ${missing}`);
       out = mkdtempSync(join(tmpdir(), `relaybox-deb-${arch}-`));
       deb = buildTestDeb(out, arch);
-      const made = freshDebianRoot(arch);
+      const made = freshDebianRoot(arch, EXTRA[arch]);
       if ('skip' in made) {
         if (CI) throw new Error(made.skip);
         skip = made.skip;
@@ -63,7 +66,9 @@ for (const arch of ARCHES) {
       const info = spawnSync('dpkg-deb', ['-I', deb], { encoding: 'utf8' }).stdout;
       expect(deb).toMatch(new RegExp(`relaybox_\\d+\\.\\d+\\.\\d+-1_${arch}\\.deb$`));
       expect(info).toMatch(new RegExp(`^ Architecture: ${arch}$`, 'm'));
-      expect(info).toMatch(/^ Depends: adduser, libc6 \(>= 2\.\d+\), libgcc-s1 \(>= [\d.]+\), libstdc\+\+6 \(>= \d+\)$/m);
+      const depends = /^ Depends: (.*)$/m.exec(info)![1]!.split(', ');
+      expect(depends.map((d) => d.split(' ')[0])).toEqual(foreign.depends);
+      expect(depends.slice(1).every((d) => / \(>= [\d.]+\)$/.test(d)), depends.join(', ')).toBe(true);
       const dir = tempDir();
       ok(spawnSync('dpkg-deb', ['-x', deb, dir], { encoding: 'utf8' }));
       const lib = join(dir, 'usr/lib/relaybox');

@@ -19,10 +19,10 @@ const BUILD_TIMEOUT_MS = 15 * 60_000;
 
 export const HOST_ARCH = ({ x64: 'amd64', arm64: 'arm64', arm: 'armhf' } as Record<string, string>)[process.arch] ?? process.arch;
 
-/** What a package for another architecture needs here: its qemu, its cross compiler, its ELF machine. */
-export const FOREIGN: Record<string, { qemu: string; triplet: string; machine: number; file: RegExp }> = {
-  arm64: { qemu: 'aarch64', triplet: 'aarch64-linux-gnu', machine: 183, file: /ELF 64-bit LSB .*ARM aarch64/ },
-  armhf: { qemu: 'arm', triplet: 'arm-linux-gnueabihf', machine: 40, file: /ELF 32-bit LSB .*ARM, EABI5/ },
+/** A package for another architecture: its qemu, cross compiler, ELF machine, Depends (names, in order). */
+export const FOREIGN: Record<string, { qemu: string; triplet: string; machine: number; file: RegExp; depends: string[] }> = {
+  arm64: { qemu: 'aarch64', triplet: 'aarch64-linux-gnu', machine: 183, file: /ELF 64-bit LSB .*ARM aarch64/, depends: ['adduser', 'libc6', 'libgcc-s1', 'libstdc++6'] },
+  armhf: { qemu: 'arm', triplet: 'arm-linux-gnueabihf', machine: 40, file: /ELF 32-bit LSB .*ARM, EABI5/, depends: ['adduser', 'libatomic1', 'libc6', 'libgcc-s1', 'libstdc++6'] },
 };
 
 export type RootResult = { dir: string; cleanup: () => void } | { skip: string };
@@ -31,13 +31,14 @@ function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 }
 
-const tarball = (arch: string) => join(CACHE, `bookworm-${arch}-minbase.tar`);
+/** The cached root: minbase + adduser (every real Debian or Pi OS has it), + extra packages. */
+const tarball = (arch: string, extra: string[] = []) => join(CACHE, `bookworm-${arch}-minbase${extra.map((p) => `+${p}`).join('')}.tar`);
 
 /** Why this machine cannot run the chroot test for arch, or undefined when it can. */
-export function rootUnavailable(arch = HOST_ARCH): string | undefined {
+export function rootUnavailable(arch = HOST_ARCH, extra: string[] = []): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (chroot, dpkg, mount)';
   if (!has('chroot') || !has('dpkg-deb')) return 'needs chroot and dpkg-deb (a Debian machine)';
-  if (!existsSync(tarball(arch)) && !has('debootstrap')) return `no cached root at ${tarball(arch)} and debootstrap is not installed (apt-get install debootstrap)`;
+  if (!existsSync(tarball(arch, extra)) && !has('debootstrap')) return `no cached root at ${tarball(arch, extra)} and debootstrap is not installed (apt-get install debootstrap)`;
   if (arch !== HOST_ARCH) {
     const foreign = FOREIGN[arch];
     if (!foreign) return `no cross build for ${arch}`;
@@ -50,11 +51,10 @@ export function rootUnavailable(arch = HOST_ARCH): string | undefined {
 }
 
 /** Unpacks a fresh root for arch (building the cached one first if needed) with /proc mounted. */
-export function freshDebianRoot(arch = HOST_ARCH): RootResult {
-  const unavailable = rootUnavailable(arch);
+export function freshDebianRoot(arch = HOST_ARCH, extra: string[] = []): RootResult {
+  const unavailable = rootUnavailable(arch, extra);
   if (unavailable) return { skip: unavailable };
-  // adduser is Priority: important, so not in minbase; every real Debian or Pi OS install has it.
-  const made = spawnSync(join(REPO, 'deploy/debian-root.sh'), [arch, tarball(arch), 'adduser'], { encoding: 'utf8', timeout: BUILD_TIMEOUT_MS });
+  const made = spawnSync(join(REPO, 'deploy/debian-root.sh'), [arch, tarball(arch, extra), 'adduser', ...extra], { encoding: 'utf8', timeout: BUILD_TIMEOUT_MS });
   if (made.status !== 0) {
     const why = made.error ? made.error.message : made.stderr.trim().split('\n').slice(-3).join(' / ');
     return { skip: `deploy/debian-root.sh ${arch} did not finish: ${why}` };
@@ -65,7 +65,7 @@ export function freshDebianRoot(arch = HOST_ARCH): RootResult {
     if (binfmt.status !== 0) return { skip: binfmt.stderr.trim() || `deploy/binfmt.sh ${arch} failed` };
   }
   const dir = mkdtempSync(join(tmpdir(), `relaybox-root-${arch}-`));
-  execFileSync('tar', ['-C', dir, '--numeric-owner', '-xf', tarball(arch)]);
+  execFileSync('tar', ['-C', dir, '--numeric-owner', '-xf', tarball(arch, extra)]);
   // Node and dpkg look at /proc; without it (a container that forbids the mount) they mostly cope.
   const proc = spawnSync('mount', ['-t', 'proc', 'proc', join(dir, 'proc')]).status === 0;
   return {
