@@ -1,10 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestDeb } from './helpers/debianRoot.js';
+import { buildTestDeb, FOREIGN, HOST_ARCH } from './helpers/debianRoot.js';
 import { tempDir } from './helpers/tmp.js';
 
 const REPO = join(import.meta.dirname, '..');
@@ -86,6 +86,22 @@ describe.skipIf(!DPKG)(DPKG ? 'install.sh and the .deb' : 'install.sh and the .d
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
     expect(existsSync(join(dest, 'usr/lib/relaybox/node_modules/vitest'))).toBe(false);
   }, 240_000);
+
+  it('build-deb.sh refuses an unknown architecture, and names the Debian package of a missing cross compiler, in one line', () => {
+    const build = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(join(REPO, 'deploy/build-deb.sh'), [...args, tempDir()], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const mips = build(['--arch', 'mips']);
+    expect(mips.status).toBe(1);
+    expect(mips.stderr).toBe('build-deb: no Node.js build on the npm registry for mips\n');
+    // A PATH with only what the script runs before its check: no cross g++ on it.
+    const bin = tempDir();
+    for (const tool of ['bash', 'dpkg', 'dirname', 'realpath']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+    const arch = HOST_ARCH === 'arm64' ? 'armhf' : 'arm64';
+    const triplet = FOREIGN[arch]!.triplet;
+    const arm = build([`--arch=${arch}`], { PATH: bin });
+    expect(arm.status).toBe(1);
+    expect(arm.stderr).toBe(`build-deb: ${arch} needs ${triplet}-g++: apt-get install g++-${triplet}\n`);
+  });
 
   describe('make deb', () => {
     let deb = '';
