@@ -11,7 +11,7 @@ import { tempDir } from './helpers/tmp.js';
 /**
  * The .deb for a Pi, cross-built on this amd64 machine (`make deb ARCH=arm64`), installed into a
  * Debian 12 arm64 root and run there: every arm64 program (dpkg, the shell, Node.js) executes
- * under qemu-user through binfmt_misc. About 3 minutes warm; cold add ~4 minutes for the root
+ * under qemu-user through binfmt_misc. 1 to 2 minutes warm; cold add ~4 minutes for the root
  * (cached in /var/cache/relaybox) and ~2 for the addon's cross compile (cached).
  * RELAYBOX_PACKAGE_ARM=arm64,armhf adds the armhf package (another ~7 minutes cold: see
  * deploy/README.md); RELAYBOX_PACKAGE_ARM=0 turns it off. Under CI a missing prerequisite fails.
