@@ -24,11 +24,12 @@ esac
 arch=${arch:-$host_arch}
 out=$(realpath -m "${1:-$repo/var/deb}")
 
-# npm's name for the runtime, the ELF e_machine its binaries must have, the cross toolchain.
+# npm's name for the runtime, the ELF e_machine its binaries must have; for a cross build, the
+# cross toolchain, node-gyp's name and qemu's.
 case "$arch" in
-  amd64) npm_arch=x64 machine=62 triplet=x86_64-linux-gnu gyp_arch=x64 ;;
-  arm64) npm_arch=arm64 machine=183 triplet=aarch64-linux-gnu gyp_arch=arm64 ;;
-  armhf) npm_arch=armv7l machine=40 triplet=arm-linux-gnueabihf gyp_arch=arm ;; # armv7: not Pi Zero/1
+  amd64) npm_arch=x64 machine=62 ;;
+  arm64) npm_arch=arm64 machine=183 triplet=aarch64-linux-gnu gyp_arch=arm64 qemu=aarch64 ;;
+  armhf) npm_arch=armv7l machine=40 triplet=arm-linux-gnueabihf gyp_arch=arm qemu=arm ;; # armv7: not Pi Zero/1
   ppc64el) npm_arch=ppc64le machine=21 ;;
   s390x) npm_arch=s390x machine=22 ;;
   *) echo "build-deb: no Node.js build on the npm registry for $arch" >&2; exit 1 ;;
@@ -36,12 +37,11 @@ esac
 cross=
 if [ "$arch" != "$host_arch" ]; then
   cross=1
-  [ -n "${triplet:-}" ] || { echo "build-deb: no cross build for $arch" >&2; exit 1; }
+  [ -n "${triplet:-}" ] || { echo "build-deb: no cross build for $arch (arm64 and armhf only)" >&2; exit 1; }
   for tool in g++ strip; do
     command -v "$triplet-$tool" >/dev/null ||
       { echo "build-deb: $arch needs $triplet-$tool: apt-get install $([ $tool = g++ ] && echo g++ || echo binutils)-$triplet" >&2; exit 1; }
   done
-  qemu=$([ "$arch" = arm64 ] && echo aarch64 || echo arm)
   if [ ! -f "/proc/sys/fs/binfmt_misc/qemu-$qemu" ]; then
     [ -f "/usr/lib/binfmt.d/qemu-$qemu.conf" ] ||
       { echo "build-deb: running the $arch runtime here needs qemu-user-static: apt-get install qemu-user-static" >&2; exit 1; }
