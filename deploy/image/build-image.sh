@@ -42,7 +42,7 @@ fi
 packages=(linux-image-arm64 raspi-firmware firmware-brcm80211 initramfs-tools zstd
   systemd-sysv systemd-timesyncd systemd-resolved dbus udev kmod iproute2 wpasupplicant
   avahi-daemon libnss-mdns openssh-server sudo fdisk dosfstools ca-certificates procps nano less)
-key=$(printf '%s\n' "${packages[@]}" "$(cat "$here/build-image.sh" | sed -n '/^# --- base/,/^# --- end base/p')" | sha256sum | cut -c1-12)
+key=$(printf '%s\n' "${packages[@]}" "$(sed -n '/# --- base$/,/# --- end base$/p' "$here/build-image.sh")" | sha256sum | cut -c1-12)
 minbase=$cache/bookworm-arm64-minbase.tar
 base=$cache/bookworm-arm64-image-$key.tar
 
