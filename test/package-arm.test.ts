@@ -1,10 +1,9 @@
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestDeb, FOREIGN, freshDebianRoot, rootUnavailable } from './helpers/debianRoot.js';
+import { buildTestDeb, FOREIGN, freshDebianRoot, rootUnavailable, serveInRoot } from './helpers/debianRoot.js';
 import { sendMail, waitFor } from './helpers/relay.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -110,41 +109,16 @@ for (const arch of ARCHES) {
 
     it('serves: a message over SMTP from the host lands in the outbox; SIGTERM exits 0', async (ctx) => {
       ready(ctx);
-      const conf = '/etc/relaybox/test.yaml';
-      writeFileSync(
-        join(root, conf),
-        readFileSync(join(root, 'etc/relaybox/relaybox.yaml'), 'utf8')
-          .replace('listen: ["0.0.0.0:25", "0.0.0.0:587"]', 'listen: ["127.0.0.1:0"]')
-          .replace('listen: "127.0.0.1:8025"', 'listen: "127.0.0.1:0"')
-          .replace('# hostname: relaybox.example.com', 'hostname: relaybox.test.example'),
-      );
-      ok(chroot('chown', 'root:relaybox', conf));
-      const child = spawn('chroot', [root, '/usr/bin/relaybox', 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-      const lines: string[] = [];
-      createInterface({ input: child.stderr }).on('line', (l) => lines.push(l));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const served = await serveInRoot(root, SLOW - 60_000);
       try {
-        const port = await new Promise<number>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`relaybox did not start:\n${lines.join('\n')}`)), SLOW - 60_000);
-          child.on('exit', (code) => reject(new Error(`relaybox exited with ${code}:\n${lines.join('\n')}`)));
-          createInterface({ input: child.stdout }).on('line', (line) => {
-            lines.push(line);
-            const m = /"smtp":\["[^"]*:(\d+)"/.exec(line);
-            if (m) {
-              clearTimeout(timer);
-              resolve(Number(m[1]));
-            }
-          });
-        });
-        const reply = await sendMail(port, { to: ['someone@example.com'], subject: `from a scanner, via ${arch}` });
+        const reply = await sendMail(served.port, { to: ['someone@example.com'], subject: `from a scanner, via ${arch}` });
         expect(reply.response).toMatch(/^250 /);
         const outbox = join(root, 'var/lib/relaybox/outbox');
         const file = await waitFor(() => existsSync(outbox) && readdirSync(outbox).find((f) => f.endsWith('.eml')), 120_000, 'the .eml');
         expect(readFileSync(join(outbox, file), 'utf8')).toContain(`Subject: from a scanner, via ${arch}`);
       } finally {
-        child.kill('SIGTERM');
+        expect(await served.stop(), served.lines.join('\n')).toBe(0);
       }
-      expect(await exited, lines.join('\n')).toBe(0);
     });
   });
 }

@@ -1,10 +1,9 @@
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestDeb, freshDebianRoot, rootUnavailable } from './helpers/debianRoot.js';
+import { buildTestDeb, freshDebianRoot, rootUnavailable, serveInRoot } from './helpers/debianRoot.js';
 import { sendMail, waitFor } from './helpers/relay.js';
 
 /**
@@ -63,33 +62,9 @@ describe.skipIf(off !== undefined)(title, { timeout: 120_000 }, () => {
 
   it('serves as the relaybox user: a message over SMTP lands in the outbox; SIGTERM stops it cleanly', async (ctx) => {
     if (skip) return ctx.skip(skip);
-    // The shipped config listens on :25 of the host's network; the test's own listens on a free port.
-    const conf = '/etc/relaybox/test.yaml';
-    writeFileSync(
-      join(root, conf),
-      readFileSync(join(root, 'etc/relaybox/relaybox.yaml'), 'utf8')
-        .replace('listen: ["0.0.0.0:25", "0.0.0.0:587"]', 'listen: ["127.0.0.1:0"]')
-        .replace('listen: "127.0.0.1:8025"', 'listen: "127.0.0.1:0"')
-        .replace('# hostname: relaybox.example.com', 'hostname: relaybox.test.example'),
-    );
-    ok(chroot('chown', 'root:relaybox', conf));
-    const child = spawn('chroot', [root, '/usr/bin/relaybox', 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    const lines: string[] = [];
-    createInterface({ input: child.stderr }).on('line', (l) => lines.push(l));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const served = await serveInRoot(root, 20_000);
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`relaybox did not start:\n${lines.join('\n')}`)), 20_000);
-        createInterface({ input: child.stdout }).on('line', (line) => {
-          lines.push(line);
-          const m = /"smtp":\["[^"]*:(\d+)"/.exec(line);
-          if (m) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
-        });
-      });
-      const reply = await sendMail(port, { to: ['someone@example.com'], subject: 'from a scanner' });
+      const reply = await sendMail(served.port, { to: ['someone@example.com'], subject: 'from a scanner' });
       expect(reply.response).toMatch(/^250 /);
       const outbox = join(root, 'var/lib/relaybox/outbox');
       const file = await waitFor(() => existsSync(outbox) && readdirSync(outbox).find((f) => f.endsWith('.eml')), 15_000, 'the .eml');
@@ -97,9 +72,8 @@ describe.skipIf(off !== undefined)(title, { timeout: 120_000 }, () => {
       expect(stat(`/var/lib/relaybox/outbox/${file}`)).toMatch(/ relaybox:relaybox$/);
       expect(stat('/var/lib/relaybox/spool.db')).toMatch(/relaybox:relaybox$/);
     } finally {
-      child.kill('SIGTERM');
+      expect(await served.stop(), served.lines.join('\n')).toBe(0);
     }
-    expect(await exited, lines.join('\n')).toBe(0);
   });
 
   it('first boot moves /boot/firmware/relaybox.yaml into /etc/relaybox with safe permissions, and refuses one that does not validate', (ctx) => {

@@ -31,9 +31,16 @@ rm -f "$root/usr/sbin/policy-rc.d"
 # What a person sees on the card in a PC: an example to copy to relaybox.yaml.
 install -m 0644 "$here/boot/relaybox.example.yaml" "$root/boot/firmware/relaybox.example.yaml"
 
-# raspi-firmware wrote cmdline.txt when the kernel was installed; check it boots by label.
-grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" ||
-  { echo "image: /boot/firmware/cmdline.txt does not name root=LABEL=RASPIROOT: $(cat "$root/boot/firmware/cmdline.txt")" >&2; exit 1; }
+# config.txt and cmdline.txt again from /etc/default/raspi-firmware as laid above (raspi-firmware's
+# own hook; cheap, unlike the initramfs), then check that the card boots its root by label.
+in_root env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware >/dev/null 2>&1
+rm -f "$root/etc/default/raspi-firmware.dpkg-dist"
+cmdline=$(cat "$root/boot/firmware/cmdline.txt")
+case "$cmdline" in
+  *root=LABEL=RASPIROOT*cma=* | *cma=*root=LABEL=RASPIROOT*) echo "image: cmdline.txt sets cma=: $cmdline" >&2; exit 1 ;;
+  *root=LABEL=RASPIROOT*) ;;
+  *) echo "image: cmdline.txt does not boot root=LABEL=RASPIROOT: $cmdline" >&2; exit 1 ;;
+esac
 
 # Nothing the running box needs: apt's lists come back with the first `apt update`.
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/debconf/*-old \

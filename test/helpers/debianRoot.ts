@@ -1,7 +1,8 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 /**
  * A fresh minimal Debian 12 root to install the .deb into, as on a stock box, for this machine's
@@ -90,4 +91,53 @@ export function buildTestDeb(outDir: string, arch?: string): string {
     timeout: arch && arch !== HOST_ARCH ? 12 * 60_000 : 240_000,
   });
   return out.trim().split('\n').at(-1)!;
+}
+
+export interface ServedInRoot {
+  port: number;
+  lines: string[];
+  /** SIGTERM, then the exit code. */
+  stop: () => Promise<number | null>;
+}
+
+/**
+ * `relaybox serve` as the installed package runs it, inside ROOT: the shipped configuration with
+ * SMTP and the console moved to free loopback ports (the shipped one listens on :25 of the host).
+ */
+export async function serveInRoot(root: string, startMs: number): Promise<ServedInRoot> {
+  const conf = '/etc/relaybox/test.yaml';
+  writeFileSync(
+    join(root, conf),
+    readFileSync(join(root, 'etc/relaybox/relaybox.yaml'), 'utf8')
+      .replace('listen: ["0.0.0.0:25", "0.0.0.0:587"]', 'listen: ["127.0.0.1:0"]')
+      .replace('listen: "127.0.0.1:8025"', 'listen: "127.0.0.1:0"')
+      .replace('# hostname: relaybox.example.com', 'hostname: relaybox.test.example'),
+  );
+  execFileSync('chroot', [root, 'chown', 'root:relaybox', conf]);
+  const child = spawn('chroot', [root, '/usr/bin/relaybox', 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  const lines: string[] = [];
+  createInterface({ input: child.stderr }).on('line', (l) => lines.push(l));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const stop = () => {
+    child.kill('SIGTERM');
+    return exited;
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`relaybox did not start:\n${lines.join('\n')}`)), startMs);
+      child.on('exit', (code) => reject(new Error(`relaybox exited with ${code}:\n${lines.join('\n')}`)));
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        lines.push(line);
+        const m = /"smtp":\["[^"]*:(\d+)"/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+    return { port, lines, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

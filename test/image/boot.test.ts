@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendMail } from '../helpers/relay.js';
-import { freePort, Guest } from './guest.js';
+import { freePort } from '../helpers/mosquitto.js';
+import { Guest } from './guest.js';
 
 /**
  * `make image-test`: the card image as a person uses it, booted under QEMU. A relaybox.yaml is put
