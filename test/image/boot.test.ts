@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,9 @@ describe('the card image, booted under QEMU', { timeout: BOOT_MS }, () => {
   }, 300_000);
 
   it('boots to relaybox\'s SMTP greeting on the forwarded port', async () => {
+    const size = statSync(IMAGE).size;
+    report('image size (xz)', `${(size / 1e6).toFixed(0)} MB`);
+    expect(size).toBeLessThanOrEqual(350e6);
     guest.start();
     const { seconds, banner } = await guest.waitForBanner(BOOT_MS - 60_000);
     expect(banner).toMatch(/^220 relaybox\.test\.example /);
