@@ -24,7 +24,7 @@ mcopy -s -p -m -i "$work/boot.img" "$root/boot/firmware/"* ::/
 # The firmware's files live on their own file system; in the root, /boot/firmware is an empty
 # mount point. (The caller discards ROOT afterwards.)
 rm -rf "$root/boot/firmware" && mkdir -m 0755 "$root/boot/firmware"
-mkfs.ext4 -q -L RASPIROOT -d "$root" -E root_owner=0:0 "$work/root.img" "${root_mib}M"
+mkfs.ext4 -q -L RASPIROOT -d "$root" -E root_owner=0:0 "$work/root.img" "${root_mib}M" >/dev/null
 
 total_mib=$((boot_start_mib + boot_mib + root_mib))
 rm -f "$image"
