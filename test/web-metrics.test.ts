@@ -45,6 +45,19 @@ function value(families: Map<string, Family>, name: string, labels: Record<strin
   return sample?.value === undefined ? undefined : Number(sample.value);
 }
 
+/**
+ * The delivery thread commits a message's row before its event reaches the main thread's
+ * counters: scrape again until `ready` holds (a busy machine takes a while), then assert as usual.
+ */
+async function scrapeUntil(app: RelayApp, ready: (families: Map<string, Family>) => boolean): Promise<Map<string, Family>> {
+  let families = await scrape(app);
+  for (const end = Date.now() + 10_000; !ready(families) && Date.now() < end; ) {
+    await new Promise((r) => setTimeout(r, 25));
+    families = await scrape(app);
+  }
+  return families;
+}
+
 describe('GET /metrics', () => {
   it('is Prometheus text that moves when mail flows', async () => {
     const up = await TestUpstream.start();
@@ -67,7 +80,7 @@ describe('GET /metrics', () => {
     await sendMail(port, { to: ['c@example.com'] });
     await up.waitForMessages(2);
     await waitFor(() => listMessages(app.spool.db, { status: 'delivered' }).length === 2);
-    const flowing = await scrape(app);
+    const flowing = await scrapeUntil(app, (m) => value(m, 'relaybox_messages_delivered_total', { upstream: 'primary' }) === 2);
     expect(value(flowing, 'relaybox_messages_accepted_total')).toBe(2);
     expect(value(flowing, 'relaybox_messages_delivered_total', { upstream: 'primary' })).toBe(2);
     expect(value(flowing, 'relaybox_upstream_up', { upstream: 'primary' })).toBe(1);
@@ -82,7 +95,7 @@ describe('GET /metrics', () => {
     up.dropConnections();
     await sendMail(port, { to: ['d@example.com'] });
     await waitFor(() => listMessages(app.spool.db, { status: 'deferred' }).length === 1);
-    const waiting = await scrape(app);
+    const waiting = await scrapeUntil(app, (m) => value(m, 'relaybox_upstream_up', { upstream: 'primary' }) === 0);
     const inFlight = ['queued', 'delivering', 'deferred'].map((state) => value(waiting, 'relaybox_messages', { state })!);
     expect(inFlight.reduce((a, b) => a + b)).toBe(1); // deferred, or already back in delivery
     expect(value(waiting, 'relaybox_messages_deferred_total', { upstream: 'primary' })).toBeGreaterThanOrEqual(1);
@@ -92,7 +105,7 @@ describe('GET /metrics', () => {
     up.failConnect(null);
     up.failData(550, '5.7.1 Rejected');
     await waitFor(() => listMessages(app.spool.db, { status: 'failed' }).length === 1, 10_000);
-    const failed = await scrape(app);
+    const failed = await scrapeUntil(app, (m) => value(m, 'relaybox_messages_failed_total', { upstream: 'primary' }) === 1);
     expect(value(failed, 'relaybox_messages', { state: 'failed' })).toBe(1);
     expect(value(failed, 'relaybox_messages_failed_total', { upstream: 'primary' })).toBe(1);
     expect(value(failed, 'relaybox_oldest_queued_age_seconds')).toBe(0); // failed is not waiting
