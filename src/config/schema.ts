@@ -1,5 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
+import { formatDuration } from './duration.js';
 import { duration, hostPort } from './fields.js';
 import { http } from './http.js';
 import { mqtt } from './mqtt.js';
@@ -61,6 +62,12 @@ const smtp = z.strictObject({
     .prefault({}),
 });
 
+/** How long one step of setting up an upstream session may take (0 would mean nodemailer's own defaults). */
+const timeout = (fallback: number) =>
+  duration
+    .refine((ms) => ms >= 100 && ms <= 600_000, { error: (issue) => `expected a duration from 100ms to 10m, got ${formatDuration(Number(issue.input))}` })
+    .default(fallback);
+
 const delivery = z.strictObject({
   retry: z
     .strictObject({
@@ -77,6 +84,12 @@ const delivery = z.strictObject({
   quota_hold: duration.default(3_600_000),
   /** Delivered and failed messages (and their log rows) are pruned after this long. */
   keep_log: duration.default(90 * 86_400_000),
+  /**
+   * Setting up an upstream session: `connect` for DNS and TCP, `greeting` for the server's
+   * greeting and each later setup step (TLS handshake, EHLO, AUTH). An upstream that fails here
+   * is set aside (src/delivery/breaker.ts), so a silent one costs one wait, not one per message.
+   */
+  timeouts: z.strictObject({ connect: timeout(10_000), greeting: timeout(30_000) }).prefault({}),
 });
 
 export const configSchema = z

@@ -58,7 +58,13 @@ let upstreams: Upstream[] = [];
 try {
   const events = new RelayEvents();
   const spool = new SpoolStore(openSpool(config.data_dir), events);
-  upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: config.delivery.concurrency, logger, dataDir: config.data_dir });
+  upstreams = createUpstreams(config.upstreams, {
+    hostname: config.hostname,
+    concurrency: config.delivery.concurrency,
+    timeouts: config.delivery.timeouts,
+    logger,
+    dataDir: config.data_dir,
+  });
   const scheduler = new DeliveryScheduler({
     spool,
     upstreams,

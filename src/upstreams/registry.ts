@@ -5,6 +5,7 @@ import { createGmailAppPasswordUpstream } from './gmailAppPassword.js';
 import { createGmailRelayUpstream } from './gmailRelay.js';
 import { createGmailOauth2Upstream, createMicrosoft365Upstream } from './oauthPresets.js';
 import { createSmtpUpstream } from './smtp.js';
+import type { SessionTimeouts } from './smtpSession.js';
 import type { Upstream } from './types.js';
 
 export interface UpstreamContext {
@@ -13,6 +14,8 @@ export interface UpstreamContext {
   /** Delivery concurrency: the most connections one upstream may hold open. */
   concurrency: number;
   logger: Logger;
+  /** `delivery.timeouts` for SMTP sessions; default 10 s connect, 30 s greeting. */
+  timeouts?: SessionTimeouts;
   /** data_dir: OAuth upstreams keep their refresh and access tokens in `<data_dir>/oauth`. */
   dataDir?: string;
 }

@@ -7,7 +7,10 @@ import type { Mail, NodemailerError, SMTPPoolOptions, SMTPPoolSentMessageInfo } 
 import type { Logger } from 'pino';
 import type { SmtpUpstreamConfig } from '../config/upstreams.js';
 import type { UpstreamContext } from './registry.js';
-import { UpstreamError, type Envelope, type RejectedRecipient, type SendPhase, type SendResult, type Upstream } from './types.js';
+import { connectWithin, DEFAULT_TIMEOUTS, SessionSetup, setupBudget, UPSTREAM_VERDICT } from './smtpSession.js';
+import { UpstreamError, type Envelope, type RejectedRecipient, type SendOptions, type SendPhase, type SendResult, type Upstream } from './types.js';
+
+export { UPSTREAM_VERDICT } from './smtpSession.js';
 
 /** nodemailer's OAuth2 `provisionCallback`: hands over a token, or an error, for `user`. */
 export type ProvisionToken = (user: string, renew: boolean, callback: (err: Error | null, accessToken?: string, expires?: number) => void) => void;
@@ -18,12 +21,6 @@ export type SmtpTarget = Omit<SmtpUpstreamConfig, 'type'> & {
   /** Log in with XOAUTH2 as `user`; nodemailer asks `provision` for a token (renew=true after a refusal). */
   xoauth2?: { user: string; provision: ProvisionToken };
 };
-
-/**
- * An error raised inside nodemailer by one of our own callbacks (the OAuth token provider) carries
- * the verdict it wants reported here; nodemailer would otherwise flatten it to a bare EAUTH.
- */
-export const UPSTREAM_VERDICT = Symbol('relaybox.upstreamVerdict');
 
 const DEFAULT_PORTS = { tls: 465, starttls: 587, none: 25 } as const;
 
@@ -41,6 +38,7 @@ export function describeSmtp(target: SmtpTarget): string {
 
 /** nodemailer pool options for a target; throws when the configured CA file cannot be read. */
 export function poolOptions(target: SmtpTarget, context: UpstreamContext): SMTPPoolOptions & { pool: true } {
+  const timeouts = context.timeouts ?? DEFAULT_TIMEOUTS;
   const tls: ConnectionOptions = { rejectUnauthorized: target.tls.verify };
   if (target.tls.ca) {
     try {
@@ -70,8 +68,12 @@ export function poolOptions(target: SmtpTarget, context: UpstreamContext): SMTPP
     maxMessages: Infinity,
     // nodemailer would re-read the body stream on a requeue; it is single-use, so we retry ourselves.
     maxRequeues: 0,
-    connectionTimeout: 30_000,
-    greetingTimeout: 30_000,
+    // delivery.timeouts (smtpSession.ts): connect is ours; nodemailer's connectionTimeout is a
+    // deadline for the whole setup, greetingTimeout bounds the greeting and each TLS handshake.
+    getSocket: connectWithin(timeouts.connect),
+    connectionTimeout: setupBudget(timeouts),
+    greetingTimeout: timeouts.greeting,
+    dnsTimeout: timeouts.connect,
     // Inactivity, not total time: a 30 MB upload keeps the socket busy; this covers the final reply.
     socketTimeout: 120_000,
     logger: nodemailerLogger(context.logger, target.name),
@@ -104,6 +106,8 @@ export class SmtpUpstream implements Upstream {
   readonly type: string;
   private readonly transport: Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
   private readonly logger: Logger;
+  /** From the first byte to MAIL FROM, at most this long (smtpSession.ts). */
+  private readonly setupMs: number;
   private closed = false;
 
   constructor(
@@ -113,6 +117,7 @@ export class SmtpUpstream implements Upstream {
     this.name = target.name;
     this.type = target.type;
     this.logger = context.logger.child({ upstream: target.name });
+    this.setupMs = setupBudget(context.timeouts ?? DEFAULT_TIMEOUTS);
     this.transport = nodemailer.createTransport(poolOptions(target, context));
     // An 'error' event without a listener would crash the service; failures reach send() anyway.
     this.transport.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'nodemailer transport error'));
@@ -122,32 +127,35 @@ export class SmtpUpstream implements Upstream {
     return describeSmtp(this.target);
   }
 
-  async send(envelope: Envelope, body: () => Readable): Promise<SendResult> {
+  async send(envelope: Envelope, body: () => Readable, options: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new UpstreamError(`upstream ${this.name} is closed`, null, 'connect');
     try {
-      return await this.attempt(envelope, body);
+      return await this.attempt(envelope, body, options);
     } catch (err) {
-      if (!closedBeforeSending(err) || this.closed) throw toUpstreamError(err);
+      if (!closedBeforeSending(err) || this.closed || options.signal?.aborted) throw toUpstreamError(err);
       // A pooled connection died (idle drop, server restart) before a byte of this message went
       // out; one more try on a fresh connection is safe and spares the message a deferral.
       this.logger.debug({ spoolId: envelope.spoolId }, 'connection closed before sending; retrying once on a new one');
     }
     try {
-      return await this.attempt(envelope, body);
+      return await this.attempt(envelope, body, options);
     } catch (err) {
       throw toUpstreamError(err);
     }
   }
 
-  private async attempt(envelope: Envelope, body: () => Readable): Promise<SendResult> {
+  private async attempt(envelope: Envelope, body: () => Readable, options: SendOptions): Promise<SendResult> {
     const raw = body();
+    const setup = new SessionSetup({ budgetMs: this.setupMs, signal: options.signal });
     try {
-      return toSendResult(await this.sendRaw(envelope, raw));
+      return toSendResult(await this.sendRaw(envelope, raw, setup));
     } catch (err) {
+      if (setup.verdict) throw setup.verdict;
       const all = allRejected(err);
       if (all) return all;
-      throw err;
+      throw setup.ready ? err : beforeMailFrom(err);
     } finally {
+      setup.dispose();
       // Releases the spool reader when nodemailer gave up before reading it to the end.
       if (!raw.destroyed) raw.destroy();
     }
@@ -158,15 +166,19 @@ export class SmtpUpstream implements Upstream {
    * (`send(mail, callback)` with `mail.data` and `mail.message`): `sendMail` would build a MIME
    * tree and random boundaries for every message only to stream the raw bytes anyway.
    */
-  private sendRaw(envelope: Envelope, raw: Readable): Promise<SMTPPoolSentMessageInfo> {
+  private sendRaw(envelope: Envelope, raw: Readable, setup: SessionSetup): Promise<SMTPPoolSentMessageInfo> {
     const messageId = `relaybox-${envelope.spoolId ?? 'message'}`;
     const mail = {
-      data: {},
+      data: { signal: setup.abortSignal },
       message: {
         getEnvelope: () => ({ from: envelope.from, to: [...envelope.to] }),
         messageId: () => messageId,
         getHeader: () => messageId,
-        createReadStream: () => raw,
+        // Asked for once the session is set up, right before MAIL FROM.
+        createReadStream: () => {
+          setup.begin();
+          return raw;
+        },
       },
     };
     const pool = this.transport.transporter as unknown as { send(mail: unknown, done: (err: Error | null, info: SMTPPoolSentMessageInfo) => void): void };
@@ -197,6 +209,16 @@ function toSendResult(info: SMTPPoolSentMessageInfo): SendResult {
     rejected: rejectedFrom(info.rejected, rejectedErrors),
     reply: info.response,
   };
+}
+
+/**
+ * A failure before MAIL FROM is the upstream's, whatever the error looks like: a socket error
+ * nodemailer cannot place (a reset while waiting for the greeting) becomes phase `connect`.
+ */
+function beforeMailFrom(err: unknown): unknown {
+  const failure = toUpstreamError(err);
+  if (failure.phase !== 'io') return failure;
+  return new UpstreamError(failure.reply, failure.code, 'connect', failure.problem);
 }
 
 /** Every recipient refused at RCPT: nodemailer throws, but it is a per-recipient answer. */

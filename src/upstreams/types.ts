@@ -41,6 +41,14 @@ export class UpstreamError extends Error {
   }
 }
 
+export interface SendOptions {
+  /**
+   * Gives the send up while it has not reached MAIL FROM (nothing of the message sent): its
+   * upstream was found down meanwhile. Once MAIL FROM is out, the send runs to its end.
+   */
+  signal?: AbortSignal | undefined;
+}
+
 /** One adapter per upstream type. It sends bytes; it never touches the spool or decides retries. */
 export interface Upstream {
   readonly name: string;
@@ -48,6 +56,6 @@ export interface Upstream {
   /** A short human description for check-config, e.g. `smtp-relay.gmail.com:587 starttls`. */
   describe(): string;
   /** `body` makes a fresh stream of the raw message each time it is called. */
-  send(envelope: Envelope, body: () => Readable): Promise<SendResult>;
+  send(envelope: Envelope, body: () => Readable, options?: SendOptions): Promise<SendResult>;
   close(): Promise<void>;
 }
