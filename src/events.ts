@@ -29,6 +29,11 @@ export interface UpstreamEvent {
   problem?: UpstreamProblem;
   reply: string | null;
   at: Date;
+  /**
+   * While the upstream is set aside after a failure before MAIL FROM (its circuit breaker is
+   * open): when one delivery may try it again. null: it is not set aside. Absent: unchanged.
+   */
+  nextProbeAt?: Date | null;
 }
 
 interface EventMap {

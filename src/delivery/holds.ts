@@ -22,13 +22,6 @@ export class UpstreamHolds {
     this.until.delete(upstream);
     return null;
   }
-
-  /** When the first of these upstreams is free again, if every one of them is held now. */
-  allHeldUntil(upstreams: string[], now = Date.now()): number | null {
-    const holds = upstreams.map((u) => this.heldUntil(u, now));
-    if (upstreams.length === 0 || holds.some((h) => h === null)) return null;
-    return Math.min(...holds.map((h) => h!.at));
-  }
 }
 
 /**

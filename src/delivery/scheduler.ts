@@ -6,8 +6,9 @@ import { formatDuration } from '../config/duration.js';
 import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage, DeliveryOutcome, SpoolStore } from '../spool/store.js';
 import type { Upstream } from '../upstreams/types.js';
-import { deliverRound } from './attempt.js';
-import { UpstreamHolds } from './holds.js';
+import { deliverRound, type RoundResult } from './attempt.js';
+import type { OpenBreaker } from './breaker.js';
+import { UpstreamGate } from './gate.js';
 import { OutgoingMessages } from './outgoing.js';
 import { retryDelay } from './retry.js';
 import { Router } from './routes.js';
@@ -28,6 +29,10 @@ export interface SchedulerOptions {
   dkim?: Config['dkim'];
   /** `data_dir`; DKIM keeps big messages in `<data_dir>/tmp` while signing. Needed with `dkim`. */
   dataDir?: string;
+  /** Upstreams found down by the previous delivery thread: they stay set aside. */
+  openBreakers?: readonly OpenBreaker[];
+  /** How long a down upstream is skipped before a probe; default 30 s doubling to 10 min. */
+  breakerBackoff?: { firstMs: number; maxMs: number };
 }
 
 /**
@@ -46,7 +51,7 @@ export class DeliveryScheduler {
   private running = false;
   private readonly outgoing: OutgoingMessages;
   private readonly router: Router;
-  private readonly holds = new UpstreamHolds();
+  private readonly gate: UpstreamGate;
 
   constructor(private readonly options: SchedulerOptions) {
     this.outgoing = new OutgoingMessages({
@@ -57,6 +62,12 @@ export class DeliveryScheduler {
       logger: options.logger,
     });
     this.router = new Router(options.routes ?? [], options.upstreams);
+    this.gate = new UpstreamGate({ restored: options.openBreakers ?? [], backoff: options.breakerBackoff });
+  }
+
+  /** The upstreams found down, for the next delivery thread (see thread.ts). */
+  openBreakers(): OpenBreaker[] {
+    return this.gate.breakers.snapshot();
   }
 
   start(): void {
@@ -145,14 +156,16 @@ export class DeliveryScheduler {
     const body = this.outgoing.body(message, stored);
     const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message) };
     const records: AttemptRecord[] = [];
-    const context = { events, logger, holds: this.holds, quotaHoldMs: delivery.quota_hold };
-    let retryAt = Date.now() + retryDelay(message.attempts, delivery.retry);
+    const context = { events, logger, gate: this.gate, quotaHoldMs: delivery.quota_hold };
+    const retryDue = Date.now() + retryDelay(message.attempts, delivery.retry);
+    let retryAt = 0;
     // One round per route group, one after the other: each group is its own transaction upstream.
     for (const group of this.routeGroups(message)) {
-      const round = await deliverRound({ ...envelope, recipients: group.recipients }, group.upstreams, body, context);
-      // Every upstream of the group is held (quota): come back when the first is free, not before.
-      const released = this.holds.allHeldUntil(group.upstreams.map((u) => u.name));
-      if (released !== null) retryAt = Math.max(retryAt, released);
+      const round = await this.deliverGroup({ ...envelope, recipients: group.recipients }, group.upstreams, body, context);
+      // Every upstream of the group is set aside (quota, or down): come back when the first may be
+      // tried, not before — and not later either when none was tried: the message itself has not failed.
+      const reopens = this.gate.allBlockedUntil(group.upstreams.map((u) => u.name));
+      if (round.pending.length > 0) retryAt = Math.max(retryAt, round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens);
       records.push(...round.records);
       if (round.pending.length === 0) continue;
       const givingUp = Date.now() - message.queuedAt >= delivery.retry.give_up_after;
@@ -166,7 +179,18 @@ export class DeliveryScheduler {
         });
       }
     }
-    return { records, retryAt };
+    return { records, retryAt: retryAt || retryDue };
+  }
+
+  /**
+   * A round; when every upstream was set aside but one is being probed, the probe's verdict is
+   * due within its session timeouts: waiting for it beats a deferral when it says "works again".
+   */
+  private async deliverGroup(message: ClaimedMessage, upstreams: Upstream[], body: () => Readable, context: Parameters<typeof deliverRound>[3]): Promise<RoundResult> {
+    const round = await deliverRound(message, upstreams, body, context);
+    if (round.tried || round.probing.length === 0 || !this.running) return round;
+    await Promise.race(round.probing);
+    return deliverRound(message, upstreams, body, context);
   }
 
   /** `send-test --upstream` pins one upstream; otherwise the routes decide, per recipient. */

@@ -5,6 +5,7 @@ import type { RelayEvents } from '../events.js';
 import { RESCAN_MS } from '../spool/dueQueue.js';
 import type { ClaimedMessage } from '../spool/store.js';
 import { startThread } from '../threads.js';
+import type { OpenBreaker } from './breaker.js';
 import type { DeliveryWorkerInput, FromDelivery, ToDelivery } from './worker.js';
 
 const STOP_MARGIN_MS = 5_000;
@@ -40,6 +41,8 @@ export class DeliveryThread {
   private idleStop: Promise<void> | null = null;
   private lookTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Upstreams the last thread found down: an idle stop must not make relaybox forget them. */
+  private openBreakers: OpenBreaker[] = [];
 
   constructor(private readonly options: DeliveryThreadOptions) {}
 
@@ -121,7 +124,7 @@ export class DeliveryThread {
 
   private spawn(): Promise<Worker> {
     const { config, logger, idleMs = 30_000 } = this.options;
-    const worker = startThread(import.meta.url, 'worker', { config, logLevel: logger.level, idleMs } satisfies DeliveryWorkerInput);
+    const worker = startThread(import.meta.url, 'worker', { config, logLevel: logger.level, idleMs, openBreakers: this.openBreakers } satisfies DeliveryWorkerInput);
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         void worker.terminate();
@@ -142,7 +145,8 @@ export class DeliveryThread {
   }
 
   private heard(message: FromDelivery): void {
-    if (message.type === 'events') {
+    if (message.type === 'breakers') this.openBreakers = message.open;
+    else if (message.type === 'events') {
       for (const e of message.events) {
         if ('message' in e) this.options.events.emit('message', e.message);
         else this.options.events.emit('upstream', e.upstream);

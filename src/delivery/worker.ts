@@ -12,6 +12,7 @@ import { openSpool } from '../spool/db.js';
 import { SpoolStore, type ClaimedMessage } from '../spool/store.js';
 import { createUpstreams } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/types.js';
+import type { OpenBreaker } from './breaker.js';
 import { DeliveryScheduler } from './scheduler.js';
 
 export interface DeliveryWorkerInput {
@@ -19,6 +20,8 @@ export interface DeliveryWorkerInput {
   logLevel: string;
   /** Idle this long (nothing sent, nothing due this soon), the thread offers to stop. */
   idleMs: number;
+  /** Upstreams the previous delivery thread found down: still set aside (breaker.ts). */
+  openBreakers?: OpenBreaker[];
 }
 
 /** Main thread → delivery thread. */
@@ -37,10 +40,12 @@ export type FromDelivery =
   /** Nothing in flight, nothing due for `idleMs`; `seen` = messages from the main thread handled so far. */
   | { type: 'idle'; seen: number }
   /** An idle stop arrived after new work had started: the thread goes on. */
-  | { type: 'busy' };
+  | { type: 'busy' }
+  /** At its end: the upstreams it found down, for the next thread. */
+  | { type: 'breakers'; open: OpenBreaker[] };
 
 const port = parentPort!;
-const { config, logLevel, idleMs } = workerData as DeliveryWorkerInput;
+const { config, logLevel, idleMs, openBreakers } = workerData as DeliveryWorkerInput;
 const logger = createLogger(logLevel);
 const post = (message: FromDelivery) => port.postMessage(message);
 
@@ -76,6 +81,7 @@ try {
     routes: config.routes,
     dkim: config.dkim,
     dataDir: config.data_dir,
+    openBreakers: openBreakers ?? [],
   });
   events.on('message', (message) => forward({ message }));
   events.on('upstream', (upstream) => forward({ upstream }));
@@ -119,6 +125,7 @@ try {
 async function stop(scheduler: DeliveryScheduler, spool: SpoolStore, graceMs: number): Promise<void> {
   await scheduler.stop(graceMs);
   await Promise.allSettled(upstreams.map((u) => u.close()));
+  post({ type: 'breakers', open: scheduler.openBreakers() });
   spool.close();
   if (outbox.length > 0) post({ type: 'events', events: outbox });
   outbox = [];

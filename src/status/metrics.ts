@@ -72,6 +72,16 @@ export class RelayMetrics {
       },
     });
     new Gauge({
+      name: 'relaybox_upstream_next_probe_timestamp_seconds',
+      help: 'While deliveries skip an upstream that failed before MAIL FROM (circuit breaker open): when one tries it again',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, u] of Object.entries(status.snapshot().upstreams)) if (u.next_probe_at) this.set({ upstream: name }, Date.parse(u.next_probe_at) / 1000);
+      },
+    });
+    new Gauge({
       name: 'relaybox_spool_size_bytes',
       help: 'Size of the spool database and its write-ahead log on disk',
       registers,

@@ -10,6 +10,8 @@ export interface UpstreamStatus {
   last_ok: string | null;
   last_error: string | null;
   last_error_at: string | null;
+  /** While deliveries skip the upstream after a failure before MAIL FROM: when one tries it again. */
+  next_probe_at: string | null;
 }
 
 /** The `<prefix>/status` payload of SPEC; the web console and /metrics read the same numbers. */
@@ -38,7 +40,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     private readonly options: { events: RelayEvents; db: SpoolDb; upstreams: string[]; version: string },
   ) {
     super();
-    for (const name of options.upstreams) this.upstreams.set(name, { state: 'unknown', last_ok: null, last_error: null, last_error_at: null });
+    for (const name of options.upstreams) this.upstreams.set(name, { state: 'unknown', last_ok: null, last_error: null, last_error_at: null, next_probe_at: null });
     options.events.on('upstream', (e) => this.onUpstream(e));
     options.events.on('message', (e) => {
       if (e.event === 'delivered') this.delivered += e.recipients.length;
@@ -78,11 +80,13 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     const current = this.upstreams.get(e.upstream);
     if (!current) return;
     const at = e.at.toISOString();
+    const next_probe_at = e.nextProbeAt === undefined ? current.next_probe_at : (e.nextProbeAt?.toISOString() ?? null);
     const next: UpstreamStatus = e.ok
-      ? { ...current, state: 'ok', last_ok: at }
-      : { ...current, state: e.problem ?? 'down', last_error: e.reply, last_error_at: at };
+      ? { ...current, state: 'ok', last_ok: at, next_probe_at }
+      : { ...current, state: e.problem ?? 'down', last_error: e.reply, last_error_at: at, next_probe_at };
     this.upstreams.set(e.upstream, next);
-    if (next.state !== current.state || next.last_error !== current.last_error || e.ok) this.emit('change');
+    const changed = next.state !== current.state || next.last_error !== current.last_error || next.next_probe_at !== current.next_probe_at;
+    if (changed || e.ok) this.emit('change');
   }
 }
 
