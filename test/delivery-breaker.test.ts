@@ -47,6 +47,8 @@ class SilentServer {
   }
 }
 
+/** Greetings time out after 1 s; retries (and so probes, see breakerBackoff) wait 30 s and more. */
+const SLOW_RETRIES = { timeouts: { greeting: '1s' }, retry: { first: '1m' } };
 const smtp = (name: string, port: number) => ({ name, type: 'smtp', host: '127.0.0.1', port, security: 'none' });
 /** What `queue show` lists for a message: its attempts, by upstream. */
 const attempts = (db: Parameters<typeof getMessage>[0], id: number) =>
@@ -57,7 +59,7 @@ describe('circuit breaker per upstream', () => {
     const silent = await SilentServer.start();
     const backup = await TestUpstream.start();
     const { app, port } = await startRelay(
-      relayConfig(tempDir(), { upstreams: [smtp('primary', silent.port), smtp('backup', backup.port)], delivery: { timeouts: { greeting: '1s' } } }),
+      relayConfig(tempDir(), { upstreams: [smtp('primary', silent.port), smtp('backup', backup.port)], delivery: SLOW_RETRIES }),
     );
     const delivered: MessageEvent[] = [];
     app.events.on('message', (e) => e.event === 'delivered' && delivered.push(e));
@@ -84,7 +86,7 @@ describe('circuit breaker per upstream', () => {
 
   it('defers mail whose every upstream is down until the next probe, without trying it', async () => {
     const silent = await SilentServer.start();
-    const { app, port } = await startRelay(relayConfig(tempDir(), { upstreams: [smtp('primary', silent.port)], delivery: { timeouts: { greeting: '1s' } } }));
+    const { app, port } = await startRelay(relayConfig(tempDir(), { upstreams: [smtp('primary', silent.port)], delivery: SLOW_RETRIES }));
     const deferred: MessageEvent[] = [];
     app.events.on('message', (e) => e.event === 'deferred' && deferred.push(e));
     await sendMail(port, { to: ['a@example.com'], subject: 'trips it' });
@@ -106,7 +108,7 @@ describe('circuit breaker per upstream', () => {
     const silent = await SilentServer.start(0, { dropFrom: 1 });
     const backup = await TestUpstream.start();
     const { app, port } = await startRelay(
-      relayConfig(tempDir(), { upstreams: [smtp('primary', silent.port), smtp('backup', backup.port)], delivery: { timeouts: { greeting: '10m' } } }),
+      relayConfig(tempDir(), { upstreams: [smtp('primary', silent.port), smtp('backup', backup.port)], delivery: { ...SLOW_RETRIES, timeouts: { greeting: '10m' } } }),
     );
     const delivered: MessageEvent[] = [];
     app.events.on('message', (e) => e.event === 'delivered' && delivered.push(e));
@@ -117,7 +119,7 @@ describe('circuit breaker per upstream', () => {
     expect(backup.messages.map((m) => /^Subject: (.*)\r$/m.exec(m.raw!.toString())?.[1]).sort()).toEqual(['hangs', 'trips']);
     const hung = delivered.find((e) => getMessage(app.spool.db, e.id)!.history.some((h) => /given up|is down/.test(h.reply ?? '')))!;
     expect(attempts(app.spool.db, hung.id)).toEqual(['deferred primary', 'delivered backup']);
-  });
+   }, 90_000);
 
   it('lets one probe through once the backoff has passed; its success sends mail to the primary again', async () => {
     const primary = await TestUpstream.start();
@@ -126,7 +128,7 @@ describe('circuit breaker per upstream', () => {
     const silent = await SilentServer.start(primaryPort);
     const backup = await TestUpstream.start();
     const dir = tempDir();
-    const config = validateConfig(relayConfig(dir, { upstreams: [smtp('primary', primaryPort), smtp('backup', backup.port)], delivery: { timeouts: { greeting: '1s' } } }));
+    const config = validateConfig(relayConfig(dir, { upstreams: [smtp('primary', primaryPort), smtp('backup', backup.port)], delivery: SLOW_RETRIES }));
     const events = new RelayEvents();
     const spool = new SpoolStore(openSpool(dir), events);
     const logger = pino({ level: 'silent' });
@@ -167,7 +169,7 @@ describe('circuit breaker per upstream', () => {
     const silent = await SilentServer.start();
     const backup = await TestUpstream.start();
     const dir = tempDir();
-    const config = validateConfig(relayConfig(dir, { upstreams: [smtp('primary', silent.port), smtp('backup', backup.port)], delivery: { timeouts: { greeting: '1s' } } }));
+    const config = validateConfig(relayConfig(dir, { upstreams: [smtp('primary', silent.port), smtp('backup', backup.port)], delivery: SLOW_RETRIES }));
     const events = new RelayEvents();
     const spool: SpoolStore = new SpoolStore(openSpool(dir), events, { queued: (m) => thread.queue(m) });
     const thread = new DeliveryThread({ config, logger: pino({ level: 'silent' }), events, nextDueAt: () => spool.nextDueAt(), onCrash: () => undefined, idleMs: 300 });

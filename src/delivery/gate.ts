@@ -25,14 +25,17 @@ export class UpstreamGate {
     return { ...pass, reason: `${why}: ${pass.reason}` };
   }
 
-  /** When the first of these upstreams may be tried again, if none of them may be now. */
-  allBlockedUntil(upstreams: readonly string[], now = Date.now()): number | null {
+  /**
+   * When the first of these upstreams may be tried again, if none of them may be now. A down
+   * upstream counts as free again at `probesUntil` at the latest (a quota hold is known to last).
+   */
+  allBlockedUntil(upstreams: readonly string[], options: { probesUntil?: number } = {}, now = Date.now()): number | null {
     let earliest = Infinity;
     for (const upstream of upstreams) {
       const held = this.holds.heldUntil(upstream, now);
       const blocked = this.breakers.blockedNow(upstream, now);
       if (!held && !blocked) return null;
-      earliest = Math.min(earliest, Math.max(held?.at ?? 0, blocked?.until ?? 0));
+      earliest = Math.min(earliest, Math.max(held?.at ?? 0, Math.min(blocked?.until ?? 0, options.probesUntil ?? Infinity)));
     }
     return Number.isFinite(earliest) ? earliest : null;
   }

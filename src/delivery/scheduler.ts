@@ -7,7 +7,7 @@ import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage, DeliveryOutcome, SpoolStore } from '../spool/store.js';
 import type { Upstream } from '../upstreams/types.js';
 import { deliverRound, type RoundResult } from './attempt.js';
-import type { OpenBreaker } from './breaker.js';
+import { BREAKER_BACKOFF, type OpenBreaker } from './breaker.js';
 import { UpstreamGate } from './gate.js';
 import { OutgoingMessages } from './outgoing.js';
 import { retryDelay } from './retry.js';
@@ -31,7 +31,7 @@ export interface SchedulerOptions {
   dataDir?: string;
   /** Upstreams found down by the previous delivery thread: they stay set aside. */
   openBreakers?: readonly OpenBreaker[];
-  /** How long a down upstream is skipped before a probe; default 30 s doubling to 10 min. */
+  /** How long a down upstream is skipped before a probe; default: see breakerBackoff(). */
   breakerBackoff?: { firstMs: number; maxMs: number };
 }
 
@@ -62,7 +62,7 @@ export class DeliveryScheduler {
       logger: options.logger,
     });
     this.router = new Router(options.routes ?? [], options.upstreams);
-    this.gate = new UpstreamGate({ restored: options.openBreakers ?? [], backoff: options.breakerBackoff });
+    this.gate = new UpstreamGate({ restored: options.openBreakers ?? [], backoff: options.breakerBackoff ?? breakerBackoff(options.delivery.retry) });
   }
 
   /** The upstreams found down, for the next delivery thread (see thread.ts). */
@@ -164,7 +164,10 @@ export class DeliveryScheduler {
       const round = await this.deliverGroup({ ...envelope, recipients: group.recipients }, group.upstreams, body, context);
       // Every upstream of the group is set aside (quota, or down): come back when the first may be
       // tried, not before — and not later either when none was tried: the message itself has not failed.
-      const reopens = this.gate.allBlockedUntil(group.upstreams.map((u) => u.name));
+      // A down upstream's next probe is not worth waiting for past give_up_after, though: the
+      // message is failed then and a person told, on time.
+      const giveUpAt = Math.max(Date.now(), message.queuedAt + delivery.retry.give_up_after);
+      const reopens = this.gate.allBlockedUntil(group.upstreams.map((u) => u.name), { probesUntil: giveUpAt });
       if (round.pending.length > 0) retryAt = Math.max(retryAt, round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens);
       records.push(...round.records);
       if (round.pending.length === 0) continue;
@@ -202,3 +205,12 @@ export class DeliveryScheduler {
 }
 
 function noop(): void {}
+
+/**
+ * 30 s doubling to 10 min, but never longer than a message would wait for its own retry
+ * (`delivery.retry`): whoever set retries to come quicker wants a fixed upstream used quicker too.
+ */
+function breakerBackoff(retry: { first: number; max: number }): { firstMs: number; maxMs: number } {
+  const firstMs = Math.min(BREAKER_BACKOFF.firstMs, retry.first);
+  return { firstMs, maxMs: Math.max(firstMs, Math.min(BREAKER_BACKOFF.maxMs, retry.max)) };
+}
