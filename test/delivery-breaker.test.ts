@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
@@ -193,6 +194,26 @@ describe('circuit breaker per upstream', () => {
     await waitFor(() => getMessage(spool.db, id)!.state === 'delivered', 10_000, 'delivered');
     expect(attempts(spool.db, id)).toEqual(['delivered backup']);
     expect(silent.connections).toBe(connections);
+  });
+
+  it('gives up on an upstream that greets but never answers EHLO, as a failure before MAIL FROM', async () => {
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.write('220 mute.example.com ESMTP\r\n'); // and then nothing, whatever it is asked
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve()) && sockets.forEach((s) => s.destroy())));
+    const [upstream] = createUpstreams([validateConfig(relayConfig(tempDir(), { upstreams: [smtp('mute', (server.address() as { port: number }).port)] })).upstreams[0]!], {
+      hostname: 'relaybox.test.example',
+      concurrency: 1,
+      timeouts: { connect: 500, greeting: 500 },
+      logger: pino({ level: 'silent' }),
+    });
+    onTestFinished(() => upstream!.close());
+    const failure = await upstream!.send({ from: 'a@example.com', to: ['b@example.com'] }, () => Readable.from(['Subject: x\r\n\r\nhi\r\n'])).catch((err: unknown) => err);
+    expect(failure).toMatchObject({ phase: 'ehlo', code: null, reply: expect.stringMatching(/^no answer to EHLO, STARTTLS or AUTH: the session was not ready after 1500ms/) });
   });
 
   it('names the key of a bad timeout', () => {
