@@ -192,7 +192,11 @@ export class DeliveryScheduler {
   private async deliverGroup(message: ClaimedMessage, upstreams: Upstream[], body: () => Readable, context: Parameters<typeof deliverRound>[3]): Promise<RoundResult> {
     const round = await deliverRound(message, upstreams, body, context);
     if (round.tried || round.probing.length === 0 || !this.running) return round;
-    await Promise.race(round.probing);
+    // Bounded all the same: a probe past MAIL FROM reports only when its DATA is done.
+    let timer: NodeJS.Timeout | undefined;
+    const { connect, greeting } = this.options.delivery.timeouts;
+    await Promise.race([...round.probing, new Promise((resolve) => (timer = setTimeout(resolve, connect + 2 * greeting)))]);
+    clearTimeout(timer);
     return deliverRound(message, upstreams, body, context);
   }
 

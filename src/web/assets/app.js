@@ -125,7 +125,7 @@ async function refreshStatus() {
       pill(u.state, 'upstream'),
       h('span', { className: 'when' }, `${t('upstreams.lastOk')}: ${u.last_ok ? time(u.last_ok) : t('upstreams.never')}`),
       u.last_error ? h('span', { className: 'error-text' }, `${t('upstreams.lastError')}: ${time(u.last_error_at)} — ${u.last_error}`) : null,
-      u.next_probe_at ? h('span', { className: 'when next-probe' }, `${t('upstreams.skipped')} ${time(u.next_probe_at)}`) : null,
+      u.next_probe_at ? h('span', { className: 'next-probe' }, `${t('upstreams.skipped')} ${time(u.next_probe_at)}`) : null,
     ),
   );
   clear($('#upstreams')).append(...items);
