@@ -68,7 +68,9 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     try {
-      const result = await upstream.send({ from: message.mailFrom, to: pending, spoolId: message.id }, body, { signal: pass.signal });
+      // Reachable as soon as MAIL FROM goes out: a probe need not hold others back for its DATA.
+      const onSessionReady = () => void judged(pass, { up: true });
+      const result = await upstream.send({ from: message.mailFrom, to: pending, spoolId: message.id }, body, { signal: pass.signal, onSessionReady });
       const durationMs = elapsed();
       if (result.accepted.length > 0) {
         records.push({ event: 'delivered', upstream: upstream.name, recipients: result.accepted, reply: result.reply, durationMs });

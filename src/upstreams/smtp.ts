@@ -146,7 +146,7 @@ export class SmtpUpstream implements Upstream {
 
   private async attempt(envelope: Envelope, body: () => Readable, options: SendOptions): Promise<SendResult> {
     const raw = body();
-    const setup = new SessionSetup({ budgetMs: this.setupMs, signal: options.signal });
+    const setup = new SessionSetup({ budgetMs: this.setupMs, signal: options.signal, onReady: options.onSessionReady });
     try {
       return toSendResult(await this.sendRaw(envelope, raw, setup));
     } catch (err) {

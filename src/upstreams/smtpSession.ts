@@ -71,8 +71,9 @@ export class SessionSetup {
   /** Why the send was given up, if it was. */
   verdict: UpstreamError | null = null;
 
-  constructor(options: { budgetMs: number; signal?: AbortSignal | undefined }) {
+  constructor(options: { budgetMs: number; signal?: AbortSignal | undefined; onReady?: (() => void) | undefined }) {
     const { budgetMs, signal } = options;
+    this.onReady = options.onReady;
     this.timer = setTimeout(
       () => this.giveUp(new UpstreamError(`no answer to EHLO, STARTTLS or AUTH: the session was not ready after ${formatDuration(budgetMs)} (delivery.timeouts)`, null, 'ehlo')),
       budgetMs,
@@ -84,6 +85,7 @@ export class SessionSetup {
   }
 
   private readonly onAbort: () => void;
+  private readonly onReady: (() => void) | undefined;
   private readonly signal: AbortSignal | undefined;
 
   /** For nodemailer's `mail.data.signal`: aborts the send while it is still setting up. */
@@ -98,8 +100,10 @@ export class SessionSetup {
 
   /** nodemailer asked for the body: MAIL FROM goes out now; from here the send runs to its end. */
   begin(): void {
+    if (this.started) return;
     this.started = true;
     this.dispose();
+    this.onReady?.();
   }
 
   dispose(): void {

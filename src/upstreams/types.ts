@@ -47,6 +47,8 @@ export interface SendOptions {
    * upstream was found down meanwhile. Once MAIL FROM is out, the send runs to its end.
    */
   signal?: AbortSignal | undefined;
+  /** Called when the session is set up and MAIL FROM goes out: the upstream is reachable. */
+  onSessionReady?: (() => void) | undefined;
 }
 
 /** One adapter per upstream type. It sends bytes; it never touches the spool or decides retries. */
