@@ -6,8 +6,6 @@ import { makeRoom } from './diskFull.js';
 import { makeReserve, reserveBytes, reserveSize } from './reserve.js';
 
 const MB = 1024 * 1024;
-/** statfs and a pragma cost microseconds: looked at afresh for each MAIL FROM, no more stale than this. */
-const CACHE_MS = 50;
 /** Looked at this often without mail too: status and logs notice a disk filling (or freed) by something else. */
 const WATCH_MS = 5_000;
 /** After a write failed for want of space, mail is refused at least this long (no retry storm). */
@@ -53,7 +51,6 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
   readonly minFreeBytes: number;
   private readonly reserveBytes: number;
   private status: DiskStatus;
-  private checkedAt = 0;
   private fullUntil = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly freePages;
@@ -80,9 +77,12 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
     this.timer = undefined;
   }
 
-  /** The state now (a burst of 1 MB scans a second apart must not overshoot min_free on a stale figure). */
+  /**
+   * The state now: statfs and a pragma cost microseconds, so each MAIL FROM looks afresh (a cached
+   * figure let a burst of scans overshoot min_free, or miss a disk filled a moment ago).
+   */
   current(): DiskStatus {
-    if (Date.now() - this.checkedAt >= CACHE_MS) this.refresh();
+    this.refresh();
     return this.status;
   }
 
@@ -101,7 +101,6 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
 
   private refresh(): void {
     const now = Date.now();
-    this.checkedAt = now;
     let free: number;
     try {
       const fs = statfsSync(this.options.dataDir);
