@@ -1,60 +1,18 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { RelayApp } from '../src/app.js';
 import { listMessages } from '../src/spool/log.js';
-import { validateConfig } from '../src/config/load.js';
+import { parseConfig, validateConfig } from '../src/config/load.js';
 import { configProblems, FILE_UPSTREAM } from './helpers/config.js';
-import { parseConfig } from '../src/config/load.js';
 import { relayConfig, spawnRelay, waitFor } from './helpers/relay.js';
+import { fillDisk, freeBytes, isRoot, smallDataDir, useSmallDisk } from './helpers/smallDisk.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 
-// A real small filesystem: a 20 MB tmpfs, as on the issue's shelf. Mounting needs root (CI runs as root).
-const isRoot = process.getuid?.() === 0;
 const MB = 1024 * 1024;
-let mount = '';
-let dirs = 0;
-
-beforeAll(() => {
-  if (!isRoot) return;
-  mount = mkdtempSync(join(tmpdir(), 'relaybox-diskfull-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=20m', 'tmpfs', mount]);
-});
-afterAll(() => {
-  if (!mount) return;
-  execFileSync('umount', ['-l', mount]);
-  rmSync(mount, { recursive: true, force: true });
-});
-
-/** A fresh data_dir on the small filesystem, removed after the test (after its relaybox stopped). */
-function smallDataDir(): string {
-  const dir = join(mount, `data-${++dirs}`);
-  mkdirSync(dir);
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-const freeBytes = () => statfsSync(mount).bavail * statfsSync(mount).bsize;
-
-/** Something else takes every byte left (logs filling an SD card); removed after the test. */
-function fillDisk(): string {
-  const filler = join(mount, `filler-${dirs}`);
-  onTestFinished(() => rmSync(filler, { force: true }));
-  // relaybox may write meanwhile: ask for a little less each time until it fits.
-  for (let slack = 0; ; slack += 64 * 1024) {
-    try {
-      execFileSync('fallocate', ['-l', String(Math.max(4096, freeBytes() - slack)), filler], { stdio: 'ignore' });
-      break;
-    } catch (err) {
-      if (slack > 2 * MB) throw err;
-    }
-  }
-  return filler;
-}
 
 function smtpUpstream(port: number) {
   return { name: 'primary', type: 'smtp', host: '127.0.0.1', port, security: 'none' };
@@ -136,6 +94,8 @@ describe('smtp.min_free_bytes', () => {
 });
 
 describe.skipIf(!isRoot)('a full disk (data_dir on a 20 MB tmpfs)', () => {
+  useSmallDisk();
+
   it('refuses new mail with 452 4.3.1 before the disk is full, and delivers every message it took once the upstream is back', async () => {
     const up = await TestUpstream.start();
     onTestFinished(() => up.close());
