@@ -169,8 +169,14 @@ try {
   result.free_after_delivery = freeBytes();
   result.mail_after_delivery = rb.exit === null ? brief(await send('after-delivery')) : 'n/a (not running)';
 
-  // 4. Something else fills the disk while relaybox runs; then that file is deleted.
+  // 4. Something else fills the disk while relaybox runs; then that file is deleted. On a fresh
+  // data_dir: the old one's spool file keeps the pages its delivered bodies freed, and rightly
+  // takes mail into them whatever else fills the filesystem.
   if (rb.exit === null && !result.person_grew_fs) {
+    await stop(rb);
+    rmSync(dataDir, { recursive: true, force: true });
+    rb = await start();
+    result.fresh_spool_first_mail = brief(await send('fresh'));
     try {
       execFileSync('fallocate', ['-l', String(Math.max(4096, freeBytes())), filler]);
     } catch {

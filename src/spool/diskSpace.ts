@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { statfsSync } from 'node:fs';
+import { statfsSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { SpoolDb } from './db.js';
 import { makeRoom } from './diskFull.js';
@@ -17,8 +17,8 @@ const RESUME_MARGIN = 0.1;
 export interface DiskStatus {
   /**
    * Free for relaybox on data_dir's filesystem, plus pages the spool has freed (delivered bodies:
-   * SQLite reuses them before its file grows; the file does not shrink) while the filesystem has
-   * room for the write-ahead log that carries new mail into them.
+   * SQLite reuses them before its file grows; the file does not shrink) while the write-ahead log
+   * has room (its own file, or the filesystem's) to carry new mail into them.
    */
   free_bytes: number;
   min_free_bytes: number;
@@ -105,8 +105,9 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
     try {
       const fs = statfsSync(this.options.dataDir);
       const fsFree = fs.bavail * fs.bsize;
-      // Freed pages take new mail only while the write-ahead log can still grow to carry it there.
-      free = fsFree + (fsFree >= this.reserveBytes ? this.reusableBytes() : 0);
+      // Freed pages take new mail only while the write-ahead log (reused from its start after each
+      // checkpoint, ~1 MB between them) has room to carry it there.
+      free = fsFree + (fsFree + this.walBytes() >= this.reserveBytes ? this.reusableBytes() : 0);
     } catch (err) {
       this.options.logger.debug({ err }, 'cannot read the free space of data_dir');
       return;
@@ -130,6 +131,14 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
     if (accepting) this.options.logger.info(fields, 'disk has room again: taking new mail');
     else this.options.logger.warn({ ...fields, reason }, 'disk nearly full: new mail is refused with 452 4.3.1 until there is room; delivery goes on');
     this.emit('change', this.status);
+  }
+
+  private walBytes(): number {
+    try {
+      return statSync(`${this.options.db.name}-wal`).size;
+    } catch {
+      return 0;
+    }
   }
 
   /** Pages the spool freed are filled again before its file grows: room for mail as much as the filesystem's. */
