@@ -26,6 +26,7 @@ export async function retryWhileFull<T>(write: () => Promise<T>, options: { stop
       if (!isDiskFull(err) || options.stopped()) throw err;
       options.onFull?.();
       await new Promise((resolve) => setTimeout(resolve, wait).unref());
+      if (options.stopped()) throw err; // closed meanwhile: left undone, as a crash would leave it
     }
   }
 }

@@ -173,18 +173,15 @@ export class SpoolStore {
    */
   async recordOutcome(id: number, outcome: DeliveryOutcome): Promise<void> {
     this.settling.add(id);
-    let events: MessageEvent[];
+    let events: MessageEvent[] | undefined;
     try {
       events = await retryWhileFull(() => this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now())), {
         stopped: () => this.closed,
-        onFull: () => {
-          this.outcomeWaits(id);
-          makeRoom(this.db);
-        },
+        onFull: () => this.outcomeWaits(id),
       });
     } finally {
       this.settling.delete(id);
-      this.outcomeWritten(id);
+      this.outcomeSettled(id, events !== undefined);
     }
     this.claimed.delete(id);
     this.due.dueAt(outcome.retryAt); // if it was deferred; an extra scan otherwise
@@ -194,11 +191,12 @@ export class SpoolStore {
   private outcomeWaits(id: number): void {
     if (this.unwritten.size === 0) this.options.logger?.warn({ id }, 'the disk is full: delivery outcomes wait in memory to be written; no new deliveries start meanwhile');
     this.unwritten.add(id);
+    makeRoom(this.db);
   }
 
-  private outcomeWritten(id: number): void {
+  private outcomeSettled(id: number, written: boolean): void {
     if (!this.unwritten.delete(id) || this.unwritten.size > 0) return;
-    this.options.logger?.info('delivery outcomes written again; deliveries go on');
+    if (written) this.options.logger?.info('delivery outcomes written again; deliveries go on');
     this.due.dueAt(0);
   }
 
