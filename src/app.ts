@@ -4,7 +4,7 @@ import type { Config } from './config/schema.js';
 import { DeliveryThread } from './delivery/thread.js';
 import { RelayEvents } from './events.js';
 import { SmtpIngress } from './ingress/smtp.js';
-import { openSpoolMakingRoom } from './spool/diskFull.js';
+import { isDiskFull, openSpoolMakingRoom } from './spool/diskFull.js';
 import { DiskSpace } from './spool/diskSpace.js';
 import { SpoolStore } from './spool/store.js';
 import type { Feature, FeatureContext } from './feature.js';
@@ -123,7 +123,8 @@ export class RelayApp {
       const removed = spool.prune(Date.now() - config.delivery.keep_log);
       if (removed > 0) logger.info({ removed }, 'pruned old messages from the log');
     } catch (err) {
-      logger.error({ err }, 'pruning the log failed');
+      // On a full disk even a delete may find no room for the log of the change: next time.
+      logger[isDiskFull(err) ? 'warn' : 'error']({ err }, 'pruning the log failed');
     }
     this.pruneTimer = setTimeout(() => this.prune(), PRUNE_EVERY_MS);
     this.pruneTimer.unref();
