@@ -152,6 +152,13 @@ describe.skipIf(!isRoot)('a full disk (data_dir on a 20 MB tmpfs)', () => {
     const health = await healthz(http);
     expect(health).toMatchObject({ code: 503, body: { status: 'degraded', free_bytes: expect.any(Number) } });
     expect(health.body.free_bytes).toBeLessThan(2 * MB);
+    const api = await fetch(`http://127.0.0.1:${http}/api/send`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ to: ['ops@example.com'], subject: 'webhook', text: 'hello' }),
+    });
+    expect(api.status).toBe(503); // the webhook route refuses like SMTP does
+    expect(api.headers.get('retry-after')).toBe('60');
     const degraded = await watcher.waitFor((w) => mqttStatus(w)?.disk?.accepting === false && mqttStatus(w), 10_000, 'MQTT status: disk full');
     // `down` once the away upstream's failures are seen (it outranks `degraded`); the disk says why mail is refused.
     expect(degraded).toMatchObject({ state: expect.stringMatching(/^(degraded|down)$/), disk: { free_bytes: expect.any(Number), min_free_bytes: 2 * MB, reason: expect.stringMatching(/MB free/) } });

@@ -202,7 +202,16 @@ try {
   result.final_exit = rb.exit;
   const lines = readFileSync(logPath, 'utf8').split('\n');
   result.log_lines = lines.filter(Boolean).length;
-  result.log_disk_lines = lines.filter((l) => /disk|space|SQLITE_FULL|full/i.test(l)).length;
+  // Lines about the disk (not every line naming the data_dir path): a state logs two, a crash many.
+  const about = (l) => {
+    try {
+      const j = JSON.parse(l);
+      return `${j.msg} ${j.err?.message ?? ''} ${j.err?.code ?? ''}`;
+    } catch {
+      return l;
+    }
+  };
+  result.log_disk_lines = lines.filter((l) => l && /disk|space|SQLITE_FULL/i.test(about(l))).length;
 } finally {
   await sink?.stop();
   await sleep(200);
