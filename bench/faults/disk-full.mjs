@@ -59,13 +59,20 @@ const logPath = join(root, 'relaybox.log'); // outside the small filesystem, as 
 const logFile = createWriteStream(logPath);
 const freeBytes = () => { const s = statfsSync(mnt); return s.bavail * s.bsize; };
 
+/** Every relaybox this script started and that still runs: killed in `finally`, whatever failed. */
+const running = new Set();
+
 /** Starts relaybox; resolves with { child, exit } once it listens, or with its exit code. */
 async function start() {
   const child = spawn(process.execPath, [opts.cli, 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(logFile, { end: false });
   child.stderr.pipe(logFile, { end: false });
   const rb = { child, exit: null };
-  child.once('exit', (code, signal) => (rb.exit = code ?? signal));
+  running.add(child);
+  child.once('exit', (code, signal) => {
+    rb.exit = code ?? signal;
+    running.delete(child);
+  });
   await waitUntil(async () => rb.exit !== null || (await canConnect(port)), 20_000, 'relaybox to listen or exit');
   await sleep(300); // a crash right after binding shows here
   return rb;
@@ -213,6 +220,7 @@ try {
   };
   result.log_disk_lines = lines.filter((l) => l && /disk|space|SQLITE_FULL/i.test(about(l))).length;
 } finally {
+  for (const child of running) child.kill('SIGKILL');
   await sink?.stop();
   await sleep(200);
   try { execFileSync('umount', [mnt]); } catch (err) { log(`umount: ${err.message}`); }
