@@ -4,7 +4,8 @@ import type { Config } from './config/schema.js';
 import { DeliveryThread } from './delivery/thread.js';
 import { RelayEvents } from './events.js';
 import { SmtpIngress } from './ingress/smtp.js';
-import { openSpool } from './spool/db.js';
+import { isDiskFull, openSpoolMakingRoom } from './spool/diskFull.js';
+import { DiskSpace } from './spool/diskSpace.js';
 import { SpoolStore } from './spool/store.js';
 import type { Feature, FeatureContext } from './feature.js';
 import { StatusTracker } from './status/tracker.js';
@@ -27,6 +28,7 @@ interface AppParts {
   ingress: SmtpIngress;
   status: StatusTracker;
   features: Feature[];
+  disk: DiskSpace;
 }
 
 export class RelayApp {
@@ -39,8 +41,10 @@ export class RelayApp {
   /** Opens the spool, recovers what a crash left, starts delivery and then ingress. */
   static async start(config: Config, logger: Logger): Promise<RelayApp> {
     const events = new RelayEvents();
-    const db = openSpool(config.data_dir);
-    const spool = new SpoolStore(db, events, { queued: (message) => delivery.queue(message) });
+    // On a full disk relaybox starts all the same: no new mail until there is room, delivery goes on.
+    const db = openSpoolMakingRoom(config.data_dir);
+    const spool = new SpoolStore(db, events, { queued: (message) => delivery.queue(message), logger });
+    const disk = new DiskSpace({ dataDir: config.data_dir, db, minFreeBytes: config.smtp.min_free_bytes, maxMessageBytes: config.smtp.max_message_bytes, logger });
     const recovered = spool.recoverInterrupted();
     if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
     // Mail committed here is handed to the delivery thread from memory, not read back.
@@ -52,11 +56,12 @@ export class RelayApp {
       throw err;
     }
     // The delivery thread starts while the device is still sending, not after its 250.
-    const ingress = new SmtpIngress({ config, spool, logger, onTransaction: () => delivery.expectMail() });
+    const ingress = new SmtpIngress({ config, spool, logger, onTransaction: () => delivery.expectMail(), diskSpace: disk });
     const upstreamNames = config.upstreams.map((u) => u.name);
-    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION });
+    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk });
     const features = await createFeatures({ config, logger, events, spool, status });
-    const app = new RelayApp({ config, logger, events, spool, delivery, ingress, status, features });
+    const app = new RelayApp({ config, logger, events, spool, delivery, ingress, status, features, disk });
+    disk.start();
     events.on('message', (e) => {
       if (e.event === 'dropped') delivery.dropped(e.id);
     });
@@ -98,8 +103,9 @@ export class RelayApp {
   /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      const { ingress, delivery, spool, config, logger, features } = this.parts;
+      const { ingress, delivery, spool, config, logger, features, disk } = this.parts;
       clearTimeout(this.pruneTimer);
+      disk.stop();
       await ingress.stop();
       for (const feature of [...features].reverse()) {
         await feature.stop().catch((err: unknown) => logger.error({ err, feature: feature.name }, 'feature did not stop cleanly'));
@@ -117,7 +123,8 @@ export class RelayApp {
       const removed = spool.prune(Date.now() - config.delivery.keep_log);
       if (removed > 0) logger.info({ removed }, 'pruned old messages from the log');
     } catch (err) {
-      logger.error({ err }, 'pruning the log failed');
+      // On a full disk even a delete may find no room for the log of the change: next time.
+      logger[isDiskFull(err) ? 'warn' : 'error']({ err }, 'pruning the log failed');
     }
     this.pruneTimer = setTimeout(() => this.prune(), PRUNE_EVERY_MS);
     this.pruneTimer.unref();

@@ -88,7 +88,7 @@ describe('Home Assistant discovery', () => {
 
   it('makes one device with a sensor per status field and a connectivity sensor per upstream', () => {
     expect(messages.map((m) => m.topic)).toEqual([
-      ...['state', 'queued', 'deferred', 'failed', 'oldest_age', 'delivered_total', 'failed_total', 'last_error'].map((o) => `homeassistant/sensor/office/${o}/config`),
+      ...['state', 'queued', 'deferred', 'failed', 'oldest_age', 'delivered_total', 'failed_total', 'last_error', 'disk_free'].map((o) => `homeassistant/sensor/office/${o}/config`),
       'homeassistant/binary_sensor/office/upstream_google/config',
       'homeassistant/binary_sensor/office/upstream_my_relay/config',
     ]);

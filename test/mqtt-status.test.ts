@@ -38,7 +38,7 @@ describe('status over MQTT', () => {
 
     await watcher.waitFor((w) => w.last(`${P}/availability`)?.text === 'online', 10_000, 'online');
     const first = await watcher.waitFor(statusOf, 10_000, 'a status');
-    expect(Object.keys(first)).toEqual(['state', 'queue', 'upstreams', 'delivered_total', 'failed_total', 'version', 'uptime_s']);
+    expect(Object.keys(first)).toEqual(['state', 'queue', 'upstreams', 'delivered_total', 'failed_total', 'version', 'uptime_s', 'disk']);
     expect(first.queue).toEqual({ queued: 0, deferred: 0, failed: 0, oldest_age_s: 0 });
     expect(first.upstreams.primary).toMatchObject({ state: 'unknown', last_ok: null, last_error: null });
 

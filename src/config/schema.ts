@@ -1,5 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
+import { byteSize } from './bytes.js';
 import { formatDuration } from './duration.js';
 import { duration, hostPort } from './fields.js';
 import { http } from './http.js';
@@ -20,6 +21,8 @@ const PRIVATE_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12
 const smtp = z.strictObject({
   listen: z.array(hostPort).min(1).prefault(['127.0.0.1:2525']),
   max_message_bytes: z.number().int().min(1024).default(36_700_160),
+  /** Below this much free space in data_dir new mail hears 452 4.3.1; unset: see spool/diskSpace.ts. */
+  min_free_bytes: byteSize.optional(),
   allow_networks: z.array(cidr).default(PRIVATE_NETWORKS),
   auth: z
     .strictObject({

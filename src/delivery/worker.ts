@@ -62,7 +62,7 @@ function forward(event: { message: MessageEvent } | { upstream: UpstreamEvent })
 let upstreams: Upstream[] = [];
 try {
   const events = new RelayEvents();
-  const spool = new SpoolStore(openSpool(config.data_dir), events);
+  const spool = new SpoolStore(openSpool(config.data_dir), events, { logger });
   upstreams = createUpstreams(config.upstreams, {
     hostname: config.hostname,
     concurrency: config.delivery.concurrency,

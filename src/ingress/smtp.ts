@@ -11,6 +11,8 @@ import type { BodyWriter } from '../spool/body.js';
 import type { SpoolStore } from '../spool/store.js';
 import { noteStreamedBytes } from '../memory.js';
 import { drain } from '../streams.js';
+import type { DiskSpace } from '../spool/diskSpace.js';
+import { DiskGuard } from './diskGuard.js';
 import { removeGreetingDelay } from './greetDelay.js';
 import { PasswordVerifier } from './passwords.js';
 import { REPLY, smtpError } from './replies.js';
@@ -24,6 +26,8 @@ export interface SmtpIngressOptions {
   closeTimeoutMs?: number;
   /** A device began a mail transaction (MAIL FROM accepted): a message is probably on its way. */
   onTransaction?: () => void;
+  /** Free space in data_dir: below smtp.min_free_bytes, MAIL FROM hears 452 4.3.1. */
+  diskSpace?: DiskSpace;
 }
 
 const SOCKET_TIMEOUT_MS = 60_000;
@@ -45,6 +49,7 @@ export class SmtpIngress {
   private readonly passwordHashes: Map<string, string>;
   private readonly recipientDomains: Set<string>;
   private readonly verifier = new PasswordVerifier();
+  private readonly diskGuard: DiskGuard;
   private servers: SMTPServer[] = [];
   private readonly sockets = new Set<Socket>();
 
@@ -54,6 +59,7 @@ export class SmtpIngress {
     this.logger = options.logger;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.onTransaction = options.onTransaction ?? (() => {});
+    this.diskGuard = new DiskGuard({ disk: options.diskSpace, logger: options.logger });
     const { smtp } = this.config;
     this.isAllowedClient = networkMatcher(smtp.allow_networks);
     this.passwordHashes = new Map(smtp.auth.users.map((u) => [u.username, u.password_hash]));
@@ -138,7 +144,9 @@ export class SmtpIngress {
       onConnect: (session, callback) => this.onConnect(session, callback),
       onAuth: (auth, session, callback) => this.onAuth(auth, session, callback),
       // Not at connect: monitoring tools open connections that never carry mail.
-      onMailFrom: (_address, _session, callback) => {
+      onMailFrom: (address, _session, callback) => {
+        const refusal = this.diskGuard.mailFrom(address);
+        if (refusal) return callback(refusal);
         this.onTransaction();
         callback();
       },
@@ -253,10 +261,7 @@ export class SmtpIngress {
       this.logger.warn({ client, size, limit }, 'smtp message refused: larger than smtp.max_message_bytes');
       throw smtpError(552, REPLY.tooBig);
     }
-    if (storeError !== undefined) {
-      this.logger.error({ err: storeError, client }, 'could not write a message body to the spool');
-      throw smtpError(451, REPLY.tryAgain);
-    }
+    if (storeError !== undefined) throw this.diskGuard.storeFailed(storeError, { client, what: 'could not write a message body to the spool' });
 
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     const recipients = session.envelope.rcptTo.map((r) => r.address);
@@ -266,8 +271,7 @@ export class SmtpIngress {
       id = await this.spool.accept(writer, { mailFrom: from, recipients, client, authUser, subject: subjectOf(Buffer.concat(head)) });
     } catch (err) {
       this.discard(writer);
-      this.logger.error({ err, client }, 'could not commit a message to the spool');
-      throw smtpError(451, REPLY.tryAgain);
+      throw this.diskGuard.storeFailed(err, { client, what: 'could not commit a message to the spool' });
     }
     this.logger.info({ id, from, rcpts: recipients.length, size: writer.size, client, auth_user: authUser }, 'accepted');
     return id;
@@ -276,7 +280,7 @@ export class SmtpIngress {
   /** Drops a partial body; if even that fails, recoverInterrupted() removes it at next start. */
   private discard(writer: BodyWriter): void {
     try {
-      writer.discard();
+      this.spool.discard(writer);
     } catch (err) {
       this.logger.error({ err }, 'could not remove a partial message body from the spool');
     }

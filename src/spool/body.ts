@@ -73,13 +73,13 @@ export class BodyWriter {
     this.slabUsed = 0;
     if (this.id === null) return;
     const id = this.id;
-    this.id = null;
     withoutSync(this.db, () =>
       this.db.transaction(() => {
         this.db.prepare('DELETE FROM body_chunks WHERE message_id = ?').run(id);
         this.db.prepare('DELETE FROM messages WHERE id = ?').run(id);
       })(),
     );
+    this.id = null; // only now: when the delete fails (a full disk), the caller knows what to delete later
   }
 
   private spill(): void {

@@ -1,11 +1,30 @@
+import type { Logger } from 'pino';
 import type { SpoolDb } from './db.js';
+import { isDiskFull, makeRoom } from './diskFull.js';
 import type { SpoolRows } from './rows.js';
 
 /**
  * At start: messages a crash left `delivering` are due again, and bodies that never got their
- * `250` are removed. Returns how many messages were put back.
+ * `250` are removed. Returns how many messages were put back. On a disk too full for even this
+ * the start goes on (0): it is done at a later start, and those messages are sent late, not lost.
  */
-export function recoverInterrupted(db: SpoolDb, rows: SpoolRows): number {
+export function recoverInterrupted(db: SpoolDb, rows: SpoolRows, logger?: Logger): number {
+  try {
+    return recover(db, rows);
+  } catch (err) {
+    if (!isDiskFull(err)) throw err;
+    makeRoom(db);
+  }
+  try {
+    return recover(db, rows);
+  } catch (err) {
+    if (!isDiskFull(err)) throw err;
+    logger?.warn({ err }, 'the disk is full: messages interrupted by a crash are recovered at the next start');
+    return 0;
+  }
+}
+
+function recover(db: SpoolDb, rows: SpoolRows): number {
   const now = Date.now();
   return db.transaction(() => {
     const partial = db.prepare(`SELECT id FROM messages WHERE state = 'receiving'`).pluck().all() as number[];

@@ -1,7 +1,9 @@
+import type { Logger } from 'pino';
 import type { MessageEvent, RelayEvents } from '../events.js';
 import { BodyWriter, readBody } from './body.js';
 import type { SpoolDb } from './db.js';
 import { DueQueue } from './dueQueue.js';
+import { isDiskFull, LeftoverBodies, makeRoom, retryWhileFull } from './diskFull.js';
 import { pruneFinished, recoverInterrupted } from './maintenance.js';
 import { GroupCommit } from './groupCommit.js';
 import { SpoolRows, type Row } from './rows.js';
@@ -21,6 +23,10 @@ export class SpoolStore {
   private readonly due = new DueQueue();
   /** Claimed messages whose outcome is on its way to disk. */
   private readonly settling = new Set<number>();
+  /** Outcomes the disk had no room for, written again shortly; no new claims meanwhile. */
+  private readonly unwritten = new Set<number>();
+  private readonly leftovers: LeftoverBodies;
+  private closed = false;
 
   /**
    * `queued` receives every message this store commits as queued, for a delivery that runs
@@ -30,15 +36,29 @@ export class SpoolStore {
   constructor(
     readonly db: SpoolDb,
     private readonly events?: RelayEvents,
-    private readonly options: { queued?: (message: ClaimedMessage) => void } = {},
+    private readonly options: { queued?: (message: ClaimedMessage) => void; logger?: Logger } = {},
   ) {
     this.commits = new GroupCommit(db);
     this.rows = new SpoolRows(db);
+    this.leftovers = new LeftoverBodies(db, this.rows);
   }
 
   /** A writer for one incoming body; hand it to `accept` when the data is complete. */
   receive(): BodyWriter {
     return new BodyWriter(this.db);
+  }
+
+  /**
+   * Drops a partial body. When the disk is too full even for the delete, it is tried again every
+   * few seconds (and at the next start by recoverInterrupted): nothing half-stored stays.
+   */
+  discard(body: BodyWriter): void {
+    try {
+      body.discard();
+    } catch (err) {
+      if (!isDiskFull(err) || body.id === null) throw err;
+      this.leftovers.add(body.id);
+    }
   }
 
   /** Commits the message and fsyncs; only after this resolves may the client hear `250`. */
@@ -62,18 +82,23 @@ export class SpoolStore {
    * the SD card one shared write, not two.
    */
   claimDue(now: number, limit: number): ClaimedMessage[] {
-    if (limit <= 0) return [];
+    // An outcome waits for room on the disk: more deliveries would only be more to resend after a crash.
+    if (limit <= 0 || this.unwritten.size > 0) return [];
     const picked = this.due.scanDue(now) ? this.scanDue(now, limit) : [];
     // A fresh message may have reached delivery twice (a scan found it while it was being handed
     // over): only one still `queued` on disk and not in flight is taken.
     picked.push(...this.due.take(limit - picked.length, (id) => this.claimed.has(id) || this.rows.stateOf(id) !== 'queued'));
     for (const m of picked) {
       this.claimed.add(m.id);
-      void this.commits.lazy(() => {
-        // Delivered before the claim reached the disk: the outcome says it all, one write fewer.
-        if (this.settling.has(m.id)) return;
-        this.rows.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, m.id);
-      });
+      this.commits
+        .lazy(() => {
+          // Delivered before the claim reached the disk: the outcome says it all, one write fewer.
+          if (this.settling.has(m.id)) return;
+          this.rows.sql(`UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')`).run(now, m.id);
+        })
+        // Not on disk (a full disk): the message stays claimed here, and its outcome is written
+        // all the same. A crash meanwhile finds it queued and sends it again: a duplicate, never a loss.
+        .catch(() => {});
     }
     return picked;
   }
@@ -125,6 +150,7 @@ export class SpoolStore {
 
   /** When delivery should look at the spool next (ms): now while fresh mail waits. Costs no query. */
   wakeAt(now = Date.now()): number {
+    if (this.unwritten.size > 0) return now + 1_000; // claims wait for the outcomes (claimDue)
     return this.due.wakeAt(now);
   }
 
@@ -140,18 +166,38 @@ export class SpoolStore {
     return readBody(this.rows, id);
   }
 
-  /** Records one delivery round and moves the message to its next state. */
+  /**
+   * Records one delivery round and moves the message to its next state. On a full disk the
+   * outcome is kept here and written again until it fits: the message stays claimed meanwhile
+   * (not sent again); if relaybox stops first, it is `delivering` and sent again at the next start.
+   */
   async recordOutcome(id: number, outcome: DeliveryOutcome): Promise<void> {
     this.settling.add(id);
-    let events: MessageEvent[];
+    let events: MessageEvent[] | undefined;
     try {
-      events = await this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now()));
+      events = await retryWhileFull(() => this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now())), {
+        stopped: () => this.closed,
+        onFull: () => this.outcomeWaits(id),
+      });
     } finally {
       this.settling.delete(id);
+      this.outcomeSettled(id, events !== undefined);
     }
     this.claimed.delete(id);
     this.due.dueAt(outcome.retryAt); // if it was deferred; an extra scan otherwise
     for (const e of events) this.emit(e);
+  }
+
+  private outcomeWaits(id: number): void {
+    if (this.unwritten.size === 0) this.options.logger?.warn({ id }, 'the disk is full: delivery outcomes wait in memory to be written; no new deliveries start meanwhile');
+    this.unwritten.add(id);
+    makeRoom(this.db);
+  }
+
+  private outcomeSettled(id: number, written: boolean): void {
+    if (!this.unwritten.delete(id) || this.unwritten.size > 0) return;
+    if (written) this.options.logger?.info('delivery outcomes written again; deliveries go on');
+    this.due.dueAt(0);
   }
 
   /** Delivery gave up on a message without an outcome: it waits, `delivering`, for the next start. */
@@ -233,9 +279,9 @@ export class SpoolStore {
     return true;
   }
 
-  /** At start: messages a crash left `delivering` are due again; bodies that never got their `250` go. */
+  /** At start: messages a crash left `delivering` are due again; bodies that never got their `250` go (see maintenance.ts on a full disk). */
   recoverInterrupted(): number {
-    return recoverInterrupted(this.db, this.rows);
+    return recoverInterrupted(this.db, this.rows, this.options.logger);
   }
 
   /** Forgets finished messages (and their log) last touched before `before`. */
@@ -250,6 +296,8 @@ export class SpoolStore {
 
   /** Commits and syncs anything still queued, then closes the database. */
   close(): void {
+    this.closed = true;
+    this.leftovers.stop();
     this.commits.close();
   }
 

@@ -45,6 +45,12 @@ const SENSORS: SensorSpec[] = [
   { object: 'delivered_total', name: 'Delivered', template: '{{ value_json.delivered_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-check-outline' } },
   { object: 'failed_total', name: 'Failed total', template: '{{ value_json.failed_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-remove' } },
   { object: 'last_error', name: 'Last error', template: LAST_ERROR_TEMPLATE, extra: { entity_category: 'diagnostic', icon: 'mdi:alert-circle-outline' } },
+  {
+    object: 'disk_free',
+    name: 'Spool free space',
+    template: '{{ value_json.disk.free_bytes if value_json.disk is defined else None }}',
+    extra: { device_class: 'data_size', unit_of_measurement: 'B', state_class: 'measurement', entity_category: 'diagnostic' },
+  },
 ];
 
 /** An upstream name as an object id: HA ids allow letters, digits, `_` and `-`. */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { RelayEvents, UpstreamEvent } from '../events.js';
 import type { SpoolDb } from '../spool/db.js';
+import type { DiskSpace, DiskStatus } from '../spool/diskSpace.js';
 import { queueCounts } from '../spool/log.js';
 
 export type UpstreamState = 'unknown' | 'ok' | 'down' | 'auth_failed' | 'quota' | 'clock' | 'ehlo_rejected';
@@ -23,6 +24,8 @@ export interface StatusSnapshot {
   failed_total: number;
   version: string;
   uptime_s: number;
+  /** Free space in data_dir; `accepting: false` (new mail hears 452 4.3.1) makes the state degraded. Beyond SPEC: additive. */
+  disk?: DiskStatus;
 }
 
 /**
@@ -37,7 +40,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
   private readonly startedAt = Date.now();
 
   constructor(
-    private readonly options: { events: RelayEvents; db: SpoolDb; upstreams: string[]; version: string },
+    private readonly options: { events: RelayEvents; db: SpoolDb; upstreams: string[]; version: string; disk?: DiskSpace },
   ) {
     super();
     for (const name of options.upstreams) this.upstreams.set(name, { state: 'unknown', last_ok: null, last_error: null, last_error_at: null, next_probe_at: null });
@@ -48,6 +51,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
       this.emit('change');
     });
     options.events.on('due', () => this.emit('change'));
+    options.disk?.on('change', () => this.emit('change'));
   }
 
   get deliveredTotal(): number {
@@ -58,6 +62,11 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     return this.failed;
   }
 
+  /** Free space in data_dir and whether new mail is taken; undefined without a disk watch (tests). */
+  disk(): DiskStatus | undefined {
+    return this.options.disk?.current();
+  }
+
   upstream(name: string): UpstreamStatus | undefined {
     return this.upstreams.get(name);
   }
@@ -65,14 +74,17 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
   snapshot(now = Date.now()): StatusSnapshot {
     const counts = queueCounts(this.options.db, now);
     const upstreams = Object.fromEntries(this.upstreams);
+    const disk = this.disk();
+    const state = overallState([...this.upstreams.values()], counts);
     return {
-      state: overallState([...this.upstreams.values()], counts),
+      state: state === 'ok' && disk && !disk.accepting ? 'degraded' : state,
       queue: { queued: counts.queued + counts.delivering, deferred: counts.deferred, failed: counts.failed, oldest_age_s: counts.oldestAgeS },
       upstreams,
       delivered_total: this.delivered,
       failed_total: this.failed,
       version: this.options.version,
       uptime_s: Math.round((now - this.startedAt) / 1000),
+      ...(disk && { disk: { ...disk } }),
     };
   }
 

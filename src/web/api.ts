@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { MessageState } from '../events.js';
 import { headerLines, subjectOf } from '../message/headers.js';
+import { isDiskFull } from '../spool/diskFull.js';
 import { getMessage, listMessages, messageHead, type LogEntry, type MessageSummary } from '../spool/log.js';
 import type { SpoolStore } from '../spool/store.js';
 import type { StatusTracker } from '../status/tracker.js';
@@ -141,10 +142,20 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
       const denied = to.find((rcpt) => allowed.length > 0 && !allowed.includes(rcpt.slice(rcpt.lastIndexOf('@') + 1).toLowerCase()));
       if (denied) return badRequest(c, `to: relaying to ${denied} denied (not in smtp.allow_recipient_domains)`);
       const from = parsed.from ?? `relaybox@${config.hostname}`;
+      // Like SMTP's 452 4.3.1: no new mail while the disk is nearly full (smtp.min_free_bytes).
+      const diskFull = (reason: string | null) => c.json({ error: `not accepted now: ${reason ?? 'the disk is full'}` }, 503, { 'Retry-After': '60' });
+      const disk = status.disk();
+      if (disk && !disk.accepting) return diskFull(disk.reason);
       const bytes = await composeMessage({ from, to, subject, text, hostname: config.hostname });
       const body = spool.receive();
       body.write(bytes);
-      const id = await spool.accept(body, { mailFrom: from, recipients: to, client: 'http api', subject: subjectOf(bytes) });
+      let id: number;
+      try {
+        id = await spool.accept(body, { mailFrom: from, recipients: to, client: 'http api', subject: subjectOf(bytes) });
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        return diskFull(null);
+      }
       logger.info({ id, from, rcpts: to.length, size: bytes.length, client: 'http api' }, 'accepted');
       return c.json({ id, state: 'queued' }, 202, { Location: `/api/messages/${id}` });
     },

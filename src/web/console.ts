@@ -5,7 +5,7 @@ import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
-import { access, statfs } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +18,6 @@ import { logCsv } from './csv.js';
 
 /** Beside this module in src/ (tests) and in dist/ (the build copies them). */
 const ASSETS_DIR = fileURLToPath(new URL('./assets/', import.meta.url));
-/** Below this much free space in data_dir, /healthz says the spool cannot take mail. */
-export const MIN_FREE_BYTES = 64 * 1024 * 1024;
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -80,7 +78,11 @@ export class ConsoleRoutes {
 
     app.on(['GET', 'HEAD'], '/healthz', async (c) => {
       const problem = await this.healthProblem();
-      return problem ? c.json({ status: 'unavailable', reason: problem }, 503) : c.json({ status: 'ok' });
+      if (problem) return c.json({ status: 'unavailable', reason: problem }, 503);
+      // Running and delivering, but new mail hears 452 4.3.1 until there is room (smtp.min_free_bytes).
+      const disk = this.deps.context.status.disk();
+      if (disk && !disk.accepting) return c.json({ status: 'degraded', reason: disk.reason, free_bytes: disk.free_bytes, min_free_bytes: disk.min_free_bytes }, 503);
+      return c.json({ status: 'ok' });
     });
     app.get('/metrics', async (c) => c.body(await this.deps.metrics.text(), 200, { 'Content-Type': this.deps.metrics.contentType }));
     app.get('/', (c) => this.asset(c.req.header('if-none-match'), 'index.html'));
@@ -103,7 +105,7 @@ export class ConsoleRoutes {
     return new Response(file.body, { headers: { 'Content-Type': file.type, ETag: file.etag } });
   }
 
-  /** Null when the spool can take mail: the service runs, the database is open, data_dir is writable and has room. */
+  /** Null when the service runs, the database is open and data_dir is writable (room: see the disk status). */
   private async healthProblem(): Promise<string | null> {
     const { config, spool } = this.deps.context;
     if (!this.deps.running()) return 'relaybox is stopping';
@@ -115,9 +117,6 @@ export class ConsoleRoutes {
         return `${path} is not writable (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
       }
     }
-    const fs = await statfs(config.data_dir);
-    const free = fs.bavail * fs.bsize;
-    if (free < MIN_FREE_BYTES) return `only ${Math.floor(free / 1_048_576)} MB free in ${config.data_dir}`;
     return null;
   }
 }

@@ -114,6 +114,9 @@ async function refreshStatus() {
   $('#q-failed').textContent = String(s.queue.failed);
   $('#q-oldest').textContent = s.queue.oldest_age_s ? age(s.queue.oldest_age_s) : t('queue.none');
   $('#q-delivered').textContent = String(s.delivered_total);
+  const full = s.disk && !s.disk.accepting;
+  $('#disk').hidden = !full;
+  $('#disk').textContent = full ? t('disk.full', { free: bytes(s.disk.free_bytes), min: bytes(s.disk.min_free_bytes) }) : '';
   for (const [key, value] of [['failed', s.queue.failed], ['deferred', s.queue.deferred]]) {
     $(`#q-${key}`).closest('.card').classList.toggle('alert', value > 0);
   }

@@ -79,6 +79,7 @@ const en = {
   'detail.noHeaders': 'The message body is not kept after delivery or drop; only the envelope and the log remain.',
   'error.generic': 'Something went wrong: {message}',
   'error.offline': 'relaybox does not answer. Retrying…',
+  'disk.full': 'Disk nearly full: new mail is refused until there is room ({free} free, smtp.min_free_bytes {min}). Waiting mail is still delivered.',
 };
 
 const ja = {
@@ -157,6 +158,7 @@ const ja = {
   'detail.noHeaders': '本文は配送または破棄の後に削除されます。エンベロープとログのみ残ります。',
   'error.generic': 'エラーが発生しました: {message}',
   'error.offline': 'relaybox が応答しません。再試行中…',
+  'disk.full': 'ディスクの空きが不足しています。空きができるまで新しいメールは受け付けません（空き {free}、smtp.min_free_bytes {min}）。待機中のメールの配送は続けます。',
 };
 
 const dictionaries = { en, ja };
