@@ -41,7 +41,7 @@ export function registerSendTest(program: Command): void {
       const hostname = config.hostname || osHostname();
       const from = flags.from ?? `relaybox@${hostname}`;
       const store = new SpoolStore(db);
-      const upstreams = createUpstreams(config.upstreams, { hostname, concurrency: 1, logger: pino({ level: 'silent' }), dataDir: config.data_dir });
+      const upstreams = createUpstreams(config.upstreams, { hostname, concurrency: 1, timeouts: config.delivery.timeouts, logger: pino({ level: 'silent' }), dataDir: config.data_dir });
       try {
         const body = store.receive();
         body.write(await testMessage({ from, to: flags.to, hostname, upstream: flags.upstream }));

@@ -39,7 +39,7 @@ export function registerServiceCommands(program: Command): void {
       const config = await loadConfigOffThread(configPath(flags.config)); // exactly as serve reads it
       // Not imported at the top: `serve` shares this file and never needs the adapters on its thread.
       const { createUpstreams } = await import('../upstreams/registry.js');
-      const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: 1, logger: pino({ level: 'silent' }), dataDir: config.data_dir });
+      const upstreams = createUpstreams(config.upstreams, { hostname: config.hostname, concurrency: 1, timeouts: config.delivery.timeouts, logger: pino({ level: 'silent' }), dataDir: config.data_dir });
       const out = [
         `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,
         `smtp: listening on ${config.smtp.listen.map(formatHostPort).join(', ')}, tls ${config.smtp.tls.mode}, auth ${config.smtp.auth.required ? 'required' : config.smtp.auth.users.length ? 'optional' : 'off'}, allowed ${config.smtp.allow_networks.join(' ')}`,
