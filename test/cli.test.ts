@@ -57,6 +57,31 @@ describe('relaybox CLI', () => {
     expect((await runCli(['queue', 'show', 'abc', '--config', file])).code).toBe(2);
   }, 30_000);
 
+  it('log export --format csv defuses formula cells exactly as the console download does; json keeps them', async () => {
+    const dir = tempDir();
+    const raw = relayConfig(dir, { http: { listen: '127.0.0.1:0', admin_token: 'cli-csv-token' } });
+    const file = writeConfig(dir, raw);
+    const { app } = await startRelay(raw);
+    const subjects = ['=HYPERLINK("http://evil.example","open me")', '+1+1', '-2+3', '@SUM(A1:A2)', '\tTab', '\rCR', 'plain = fine'];
+    for (const subject of subjects) {
+      const body = app.spool.receive();
+      body.write(Buffer.from('From: mfp@example.com\r\nSubject: placeholder\r\n\r\nbody\r\n'));
+      await app.spool.accept(body, { mailFrom: '=cmd|calc@example.com', recipients: ['@x@example.com'], client: 'test', subject });
+    }
+    await waitFor(() => listMessages(app.spool.db, { status: 'delivered' }).length === subjects.length);
+
+    const cli = parseCsv((await runCli(['log', 'export', '--format', 'csv', '--config', file])).stdout, { columns: true }) as Record<string, string>[];
+    const accepted = cli.filter((r) => r.event === 'accepted');
+    expect(accepted.map((r) => r.subject)).toEqual(["'=HYPERLINK(\"http://evil.example\",\"open me\")", "'+1+1", "'-2+3", "'@SUM(A1:A2)", "'\tTab", "'\rCR", 'plain = fine']);
+    expect(accepted[0]).toMatchObject({ from: "'=cmd|calc@example.com", to: "'@x@example.com" });
+    const res = await fetch(`http://127.0.0.1:${app.httpAddress!.port}/api/log.csv`, { headers: { Authorization: 'Bearer cli-csv-token' } });
+    const web = parseCsv(Buffer.from(await res.arrayBuffer()), { bom: true, columns: true }) as Record<string, string>[];
+    expect(cli).toEqual(web);
+
+    const json = (await runCli(['log', 'export', '--format', 'json', '--config', file])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(json.filter((r) => r.event === 'accepted').map((r) => r.subject)).toEqual(subjects);
+  });
+
   it('drops a waiting message', async () => {
     const dir = tempDir();
     const down = await TestUpstream.start();
