@@ -173,7 +173,7 @@ export function checkSpool(dataDir: string, acked: Acked[]): SpoolCheck {
 }
 
 /** What the shim saw: syncs per file and the replies it let through. */
-export function shimLog(box: Box): { syncs: Record<string, number>; replies: number; cutByShim: boolean; dropped: number } {
+export function shimLog(box: Box): { syncs: Record<string, number>; replies: number; repliedIds: number[]; cutByShim: boolean; dropped: number } {
   const lines = existsSync(box.log) ? readFileSync(box.log, 'utf8').split('\n') : [];
   const syncs: Record<string, number> = {};
   for (const line of lines) {
@@ -183,6 +183,7 @@ export function shimLog(box: Box): { syncs: Record<string, number>; replies: num
   return {
     syncs,
     replies: lines.filter((l) => l.startsWith('replied ')).length,
+    repliedIds: lines.flatMap((l) => /^replied .*queued as (\d+)/.exec(l)?.[1] ?? []).map(Number),
     cutByShim: lines.includes('cut'),
     dropped: lines.filter((l) => / dropped /.test(l)).length,
   };
