@@ -81,7 +81,7 @@ chmod 0640 "$tmp"
 # service runs, so relative paths mean the same; bounded well inside systemd's 90 s start timeout.
 # Exit 2 with "bad configuration" is a verdict on the file; anything else means no verdict.
 rc=0
-report=$(cd / && timeout 60 $cli check-config --config "$tmp" 2>&1 >/dev/null) || rc=$?
+report=$(cd / && RELAYBOX_SWITCH_NOTE=0 timeout 60 $cli check-config --config "$tmp" 2>&1 >/dev/null) || rc=$?
 
 crlf() { printf '%s\r\n' "$@"; } # old Notepad shows LF-only text as one long line
 

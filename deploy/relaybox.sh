@@ -8,14 +8,22 @@ RELAYBOX_HOME=${RELAYBOX_HOME:-/usr/lib/relaybox}
 # Run by root (sudo relaybox queue list, doctor, oauth ...), relaybox acts as the relaybox user:
 # a spool file or OAuth token that root creates in /var/lib/relaybox would be unreadable to the
 # service afterwards. CAP_NET_BIND_SERVICE is kept so that `sudo relaybox serve` can still bind
-# port 25. RELAYBOX_AS_ROOT=1 opts out.
+# port 25. RELAYBOX_AS_ROOT=1 opts out. The switch is said once on stderr (a file root can read
+# and relaybox cannot is otherwise a riddle); RELAYBOX_FROM_ROOT=1 tells the CLI, which then names
+# such a file and why. first-boot.sh, which wants the switch, sets RELAYBOX_SWITCH_NOTE=0.
 if [ "$(id -u)" = 0 ] && [ -z "${RELAYBOX_AS_ROOT:-}" ] && getent passwd relaybox >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1; then
-  export RELAYBOX_AS_ROOT=1 HOME=/var/lib/relaybox
+  [ "${RELAYBOX_SWITCH_NOTE:-1}" = 0 ] ||
+    echo "relaybox: running as the relaybox user, as the service does; files it reads must be readable by that user (RELAYBOX_AS_ROOT=1 stays root)" >&2
+  export RELAYBOX_AS_ROOT=1 RELAYBOX_FROM_ROOT=1 HOME=/var/lib/relaybox
   exec setpriv --reuid=relaybox --regid=relaybox --init-groups \
     --inh-caps=+net_bind_service --ambient-caps=+net_bind_service -- "$0" "$@"
 fi
 
 node=$RELAYBOX_HOME/node/bin/node
+if [ ! -r "$RELAYBOX_HOME/dist/cli.js" ]; then
+  echo "relaybox: cannot read $RELAYBOX_HOME/dist/cli.js: missing, or the $(id -un) user may not read it or a directory above it" >&2
+  exit 1
+fi
 [ -x "$node" ] || node=$(command -v node) || { echo "relaybox: no Node.js runtime in $RELAYBOX_HOME/node/bin" >&2; exit 1; }
 # A small young generation: relaybox allocates little, and V8's default semi-spaces cost a Pi about
 # 10 MB of resident memory for nothing (measured: 88 → 77 MB idle). Only a command-line flag works.

@@ -14,6 +14,9 @@ function writeConfig(dir: string, raw: Record<string, unknown>): string {
   return file;
 }
 
+/** How long an event may take on a busy 2-core box: a window, not a pace. */
+const SLOW = 60_000;
+
 describe('relaybox CLI', () => {
   it('lists, shows, retries and drops messages, and exports the log', async () => {
     const dir = tempDir();
@@ -23,15 +26,19 @@ describe('relaybox CLI', () => {
     const file = writeConfig(dir, raw);
     const { app, port } = await startRelay(raw);
     await sendMail(port, { to: ['a@example.com'], subject: 'Scan, "quoted"\r\n and folded 日本語' });
-    const failed = await waitFor(() => listMessages(app.spool.db, { status: 'failed' })[0]);
+    const failed = await waitFor(() => listMessages(app.spool.db, { status: 'failed' })[0], SLOW);
 
-    const list = await runCli(['queue', 'list', '--config', file]);
+    // Each CLI run starts a Node process: seconds apiece on a busy box, so the reading ones run side by side.
+    const [list, jsonList, show] = await Promise.all([
+      runCli(['queue', 'list', '--config', file]),
+      runCli(['queue', 'list', '--status', 'failed', '--json', '--config', file]),
+      runCli(['queue', 'show', String(failed.id), '--config', file]),
+    ]);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${failed.id}\\s+\\S+\\s+failed\\s+1\\s`, 'm'));
-    const json = JSON.parse((await runCli(['queue', 'list', '--status', 'failed', '--json', '--config', file])).stdout);
+    const json = JSON.parse(jsonList.stdout);
     expect(json).toEqual([expect.objectContaining({ id: failed.id, state: 'failed', to: ['a@example.com'] })]);
 
-    const show = await runCli(['queue', 'show', String(failed.id), '--config', file]);
     expect(show.stdout).toContain('state:     failed');
     expect(show.stdout).toMatch(/a@example\.com\s+failed via primary\s+550 5\.7\.1/);
     expect(show.stdout).toMatch(/Subject: Scan/);
@@ -40,22 +47,51 @@ describe('relaybox CLI', () => {
     up.failData(null);
     const retry = await runCli(['queue', 'retry', String(failed.id), '--config', file]);
     expect(retry).toMatchObject({ code: 0, stdout: `message ${failed.id} queued again\n` });
-    await up.waitForMessages(1, 10_000); // the running service picks the CLI's change up by itself
-    await waitFor(() => listMessages(app.spool.db)[0]?.state === 'delivered');
+    await up.waitForMessages(1, SLOW); // the running service picks the CLI's change up by itself
+    await waitFor(() => listMessages(app.spool.db)[0]?.state === 'delivered', SLOW);
 
-    const csv = await runCli(['log', 'export', '--format', 'csv', '--config', file]);
+    const [csv, jsonLog] = await Promise.all([
+      runCli(['log', 'export', '--format', 'csv', '--config', file]),
+      runCli(['log', 'export', '--format', 'json', '--since', '1h', '--config', file]),
+    ]);
     const rows = parseCsv(csv.stdout, { columns: true }) as Record<string, string>[];
     expect(rows.map((r) => r.event)).toEqual(['accepted', 'failed', 'retry', 'delivered']);
     expect(rows[1]!.reply).toBe('550 5.7.1 "Daily" quota, of sorts, rejected, permanently');
     expect(rows[0]!.subject).toBe('Scan, "quoted" and folded 日本語');
-    const lines = (await runCli(['log', 'export', '--format', 'json', '--since', '1h', '--config', file])).stdout.trim().split('\n');
+    const lines = jsonLog.stdout.trim().split('\n');
     expect(JSON.parse(lines[3]!)).toMatchObject({ id: failed.id, event: 'delivered', upstream: 'primary', to: 'a@example.com' });
 
     await sendMail(port, { to: ['b@example.com'] }); // delivered at once: cannot be dropped any more
-    const second = await waitFor(() => listMessages(app.spool.db).find((m) => m.id !== failed.id && m.state === 'delivered'));
-    expect((await runCli(['queue', 'drop', String(second.id), '--config', file])).code).toBe(1);
-    expect((await runCli(['queue', 'show', 'abc', '--config', file])).code).toBe(2);
-  }, 30_000);
+    const second = await waitFor(() => listMessages(app.spool.db).find((m) => m.id !== failed.id && m.state === 'delivered'), SLOW);
+    const [drop, badId] = await Promise.all([runCli(['queue', 'drop', String(second.id), '--config', file]), runCli(['queue', 'show', 'abc', '--config', file])]);
+    expect(drop.code).toBe(1);
+    expect(badId.code).toBe(2);
+  }, 180_000);
+
+  it('log export --format csv defuses formula cells exactly as the console download does; json keeps them', async () => {
+    const dir = tempDir();
+    const raw = relayConfig(dir, { http: { listen: '127.0.0.1:0', admin_token: 'cli-csv-token' } });
+    const file = writeConfig(dir, raw);
+    const { app } = await startRelay(raw);
+    const subjects = ['=HYPERLINK("http://evil.example","open me")', '+1+1', '-2+3', '@SUM(A1:A2)', '\tTab', '\rCR', 'plain = fine'];
+    for (const subject of subjects) {
+      const body = app.spool.receive();
+      body.write(Buffer.from('From: mfp@example.com\r\nSubject: placeholder\r\n\r\nbody\r\n'));
+      await app.spool.accept(body, { mailFrom: '=cmd|calc@example.com', recipients: ['@x@example.com'], client: 'test', subject });
+    }
+    await waitFor(() => listMessages(app.spool.db, { status: 'delivered' }).length === subjects.length);
+
+    const cli = parseCsv((await runCli(['log', 'export', '--format', 'csv', '--config', file])).stdout, { columns: true }) as Record<string, string>[];
+    const accepted = cli.filter((r) => r.event === 'accepted');
+    expect(accepted.map((r) => r.subject)).toEqual(["'=HYPERLINK(\"http://evil.example\",\"open me\")", "'+1+1", "'-2+3", "'@SUM(A1:A2)", "'\tTab", "'\rCR", 'plain = fine']);
+    expect(accepted[0]).toMatchObject({ from: "'=cmd|calc@example.com", to: "'@x@example.com" });
+    const res = await fetch(`http://127.0.0.1:${app.httpAddress!.port}/api/log.csv`, { headers: { Authorization: 'Bearer cli-csv-token' } });
+    const web = parseCsv(Buffer.from(await res.arrayBuffer()), { bom: true, columns: true }) as Record<string, string>[];
+    expect(cli).toEqual(web);
+
+    const json = (await runCli(['log', 'export', '--format', 'json', '--config', file])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(json.filter((r) => r.event === 'accepted').map((r) => r.subject)).toEqual(subjects);
+  });
 
   it('drops a waiting message', async () => {
     const dir = tempDir();

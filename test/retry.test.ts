@@ -21,7 +21,11 @@ describe('reply classes', () => {
     [550, '550 5.7.1 [203.0.113.5] Messages missing a valid Message-ID header are not accepted', 'data', 'permanent'],
     [554, '554 5.6.0 Message is malformed', 'data', 'permanent'],
     [552, '552 message too big', 'data', 'permanent'],
-    [550, '550 4.2.2 mailbox full (odd but real)', 'rcpt', 'temporary'],
+    // The basic code decides when the enhanced code disagrees with it.
+    [451, '451 5.7.1 Greylisted, please try again later', 'rcpt', 'temporary'],
+    [452, '452 5.2.2 Mailbox full', 'data', 'temporary'],
+    [550, '550 4.2.2 mailbox full (odd but real)', 'rcpt', 'permanent'],
+    [554, '554 4.4.7 Message expired', 'data', 'permanent'],
   ] as const)('%s %s at %s → %s', (code, reply, phase, expected) => {
     expect(classifyReply(code, reply, phase)).toBe(expected);
   });

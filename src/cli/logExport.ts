@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { parseDuration } from '../config/duration.js';
 import { exportLog, LOG_COLUMNS, logRecord } from '../spool/log.js';
+import { defuseFormulas } from '../spool/logCells.js';
 import { CliError, EXIT_USAGE, parseSince, type ConfigFlag } from './common.js';
 import { openConfiguredSpool } from './configFile.js';
 
@@ -21,7 +22,8 @@ export function registerLogCommands(program: Command): void {
       const since = flags.since ? parseSince(flags.since, parseDuration) : undefined;
       const { db } = openConfiguredSpool(flags);
       const records = Readable.from((function* () {
-        for (const row of exportLog(db, { since })) yield logRecord(row);
+        // JSON keeps the values as they are; CSV is for spreadsheets, which run formulas.
+        for (const row of exportLog(db, { since })) yield flags.format === 'csv' ? defuseFormulas(logRecord(row)) : logRecord(row);
       })());
       try {
         if (flags.format === 'json') {

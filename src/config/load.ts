@@ -5,6 +5,7 @@ import { isFqdn } from './net.js';
 import { ConfigError } from './errors.js';
 import { describeIssue } from './issues.js';
 import { configSchema, type Config } from './schema.js';
+import { readFailure } from './unreadable.js';
 
 export { ConfigError, configPath, DEFAULT_CONFIG_PATH } from './errors.js';
 
@@ -13,7 +14,7 @@ export function loadConfigFile(path: string): Config {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(path, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    throw new ConfigError(path, [`cannot read the file: ${readFailure(err, path)}`]);
   }
   return parseConfig(text, path);
 }

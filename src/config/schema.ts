@@ -9,12 +9,18 @@ import { parseCidr } from './net.js';
 import { upstream } from './upstreams.js';
 import { checkRouteUpstreams, routesSection } from './routes.js';
 import { dkimSection } from './dkim.js';
+import { canonicalDomain } from './domains.js';
 
 const cidr = z.string().refine((text) => parseCidr(text) !== undefined, {
   error: (issue) => `expected an address or network like 192.168.0.0/16, got "${String(issue.input)}"`,
 });
 
-const domain = z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase());
+// Either IDN form (bücher.example, xn--bcher-kva.example), a trailing dot or none: kept as ASCII.
+const domain = z.string().transform((text, ctx) => {
+  const ascii = canonicalDomain(text);
+  if (ascii === undefined) ctx.addIssue({ code: 'custom', message: `expected a domain name like example.com or bücher.example, got "${text}"` });
+  return ascii ?? text;
+});
 
 const PRIVATE_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { readFailure } from './unreadable.js';
 
 /**
  * A secret may be written literally, or as `{ env: NAME }` or `{ file: PATH }` so that it can live
@@ -21,7 +22,7 @@ export const secret = z
       // systemd credentials and editors leave a trailing newline; a secret never ends in one.
       return readFileSync(value.file, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `cannot read ${value.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+      ctx.addIssue({ code: 'custom', message: `cannot read ${value.file}: ${readFailure(err, value.file)}` });
       return '';
     }
   });

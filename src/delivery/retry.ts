@@ -21,14 +21,14 @@ const UPSTREAM_PHASES: ReadonlySet<SendPhase> = new Set(['connect', 'tls', 'gree
 /**
  * Whether a failure is worth retrying. A failure before MAIL FROM says something about the
  * upstream (down, TLS, credentials), never about the message, so the mail waits and fails over.
- * After it, the enhanced status code decides when present, else the reply's first digit.
+ * After it, the basic reply code decides: the enhanced code's class ought to agree with
+ * it, and when a server gets that wrong (`451 5.7.1`, `550 4.2.2`) the basic code is the one every
+ * MTA acts on, so a `4xx` is retried and a `5xx` is not, whatever the enhanced code says.
  */
 export function classifyReply(code: number | null, reply: string, phase: SendPhase): ReplyClass {
   if (code === null || UPSTREAM_PHASES.has(phase)) return 'temporary';
   if (isQuotaReply(reply)) return 'temporary';
-  const enhanced = enhancedStatus(reply);
-  const klass = enhanced ? enhanced[0] : String(code)[0];
-  return klass === '5' ? 'permanent' : 'temporary';
+  return String(code).startsWith('5') ? 'permanent' : 'temporary';
 }
 
 /** `first` doubling per attempt up to `max`, spread ±20% so a backlog doesn't retry in lockstep. */

@@ -12,6 +12,7 @@ import type { SpoolStore } from '../spool/store.js';
 import { noteStreamedBytes } from '../memory.js';
 import { drain } from '../streams.js';
 import type { DiskSpace } from '../spool/diskSpace.js';
+import { EnvelopeCheck } from './addresses.js';
 import { DiskGuard } from './diskGuard.js';
 import { removeGreetingDelay } from './greetDelay.js';
 import { PasswordVerifier } from './passwords.js';
@@ -47,7 +48,7 @@ export class SmtpIngress {
   private readonly onTransaction: () => void;
   private readonly isAllowedClient: (address: string) => boolean;
   private readonly passwordHashes: Map<string, string>;
-  private readonly recipientDomains: Set<string>;
+  private readonly envelope: EnvelopeCheck;
   private readonly verifier = new PasswordVerifier();
   private readonly diskGuard: DiskGuard;
   private servers: SMTPServer[] = [];
@@ -63,7 +64,7 @@ export class SmtpIngress {
     const { smtp } = this.config;
     this.isAllowedClient = networkMatcher(smtp.allow_networks);
     this.passwordHashes = new Map(smtp.auth.users.map((u) => [u.username, u.password_hash]));
-    this.recipientDomains = new Set(smtp.allow_recipient_domains);
+    this.envelope = new EnvelopeCheck({ allowRecipientDomains: smtp.allow_recipient_domains });
   }
 
   /** Binds every `smtp.listen` address; returns the addresses actually bound (port 0 → real port). */
@@ -144,8 +145,10 @@ export class SmtpIngress {
       onConnect: (session, callback) => this.onConnect(session, callback),
       onAuth: (auth, session, callback) => this.onAuth(auth, session, callback),
       // Not at connect: monitoring tools open connections that never carry mail.
+      // Lenient: smtp-server's strict parser answers 501 to `a@example.com.`; addresses.ts checks the rest as strictly.
+      lenientAddressParsing: true,
       onMailFrom: (address, _session, callback) => {
-        const refusal = this.diskGuard.mailFrom(address);
+        const refusal = this.envelope.sender(address) ?? this.diskGuard.mailFrom(address);
         if (refusal) return callback(refusal);
         this.onTransaction();
         callback();
@@ -204,12 +207,10 @@ export class SmtpIngress {
   }
 
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
-    if (this.recipientDomains.size === 0) return callback();
-    const at = address.address.lastIndexOf('@');
-    const domain = at >= 0 ? address.address.slice(at + 1).toLowerCase().replace(/\.$/, '') : '';
-    if (this.recipientDomains.has(domain)) return callback();
-    this.logger.warn({ address: session.remoteAddress, rcpt: address.address }, 'smtp recipient refused: domain not in smtp.allow_recipient_domains');
-    callback(smtpError(550, REPLY.relayDenied(domain || address.address)));
+    const refusal = this.envelope.recipient(address);
+    if (!refusal) return callback();
+    if (refusal.relayDenied) this.logger.warn({ address: session.remoteAddress, rcpt: address.address }, 'smtp recipient refused: domain not in smtp.allow_recipient_domains');
+    callback(refusal.error);
   }
 
   /** Streams one message into the spool and commits it; resolves with its id. */

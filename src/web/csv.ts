@@ -6,12 +6,9 @@ import { pipeline } from 'node:stream/promises';
 // lower, next to exportLog; importing them keeps one definition until they move.)
 import { parseDuration } from '../config/duration.js';
 import { exportLog, LOG_COLUMNS, logRecord } from '../spool/log.js';
+import { defuseFormulas } from '../spool/logCells.js';
 import { openSpool } from '../spool/db.js';
 import type { WebEnv } from './auth.js';
-
-/** Spreadsheets run a cell that starts like a formula; a device chooses its subject freely. */
-const FORMULA_START = /^[=+\-@\t\r]/;
-const UNTRUSTED = new Set<string>(['from', 'to', 'subject', 'upstream', 'reply']);
 
 /**
  * `since`/`until`: an ISO date or time (`2026-11-01`, `2026-11-01T08:00:00Z`), epoch
@@ -42,7 +39,7 @@ export function logCsv(dataDir: string) {
     const db = openSpool(dataDir, { readonly: true });
     const rows = Readable.from(
       (function* () {
-        for (const row of exportLog(db, { since, until })) yield neutralize(logRecord(row));
+        for (const row of exportLog(db, { since, until })) yield defuseFormulas(logRecord(row));
       })(),
     );
     const csv = stringify({ bom: true, header: true, columns: [...LOG_COLUMNS], record_delimiter: 'windows' });
@@ -59,12 +56,4 @@ export function logCsv(dataDir: string) {
       },
     });
   };
-}
-
-function neutralize<T extends Record<string, string | number | null>>(record: T): T {
-  const out: Record<string, string | number | null> = { ...record };
-  for (const [key, value] of Object.entries(out)) {
-    if (UNTRUSTED.has(key) && typeof value === 'string' && FORMULA_START.test(value)) out[key] = `'${value}`;
-  }
-  return out as T;
 }
