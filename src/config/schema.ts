@@ -14,6 +14,9 @@ const cidr = z.string().refine((text) => parseCidr(text) !== undefined, {
 
 const domain = z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase());
 
+/** 0 would mean "never" to a socket: a deadline must be one. */
+const timeout = duration.refine((ms) => ms > 0, 'expected a duration longer than 0, like 5m');
+
 const PRIVATE_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
 
 const smtp = z.strictObject({
@@ -42,6 +45,13 @@ const smtp = z.strictObject({
     })
     .prefault({}),
   allow_recipient_domains: z.array(domain).default([]),
+  // Floods and stalled uploads: sessions at once (all listen addresses), and from one address.
+  max_connections: z.number().int().min(1).default(100),
+  max_connections_per_ip: z.number().int().min(1).default(20),
+  // Message bodies held in memory over all sessions; past it, bodies go to the spool as they arrive.
+  max_buffered_bytes: z.number().int().min(0).default(33_554_432),
+  // How long a session may sit idle between commands, and how long DATA may go without a byte.
+  timeouts: z.strictObject({ command: timeout.default(300_000), data: timeout.default(300_000) }).prefault({}),
   // The senders relaybox puts on outgoing mail instead of the device's (SPF/DMARC alignment). Checked
   // here so that a typo fails at load, not as a 553 from the upstream; no CR/LF can reach a header.
   rewrite: z

@@ -1,0 +1,86 @@
+import type { Socket } from 'node:net';
+import type { SMTPServerError, SMTPServerSession } from 'smtp-server';
+import { REPLY, smtpError } from './replies.js';
+
+export interface ConnectionLimitsOptions {
+  /** `smtp.max_connections`: sessions at once, over every listen address. */
+  maxConnections: number;
+  /** `smtp.max_connections_per_ip`: sessions at once from one client address. */
+  maxPerAddress: number;
+  /** `smtp.timeouts.command`: how long a session may sit between commands. */
+  commandTimeoutMs: number;
+  /** `smtp.timeouts.data`: how long DATA may go without a byte. */
+  dataTimeoutMs: number;
+}
+
+/** The parts of smtp-server's connection object this reaches into (as greetDelay.ts does). */
+interface ConnectionInternals {
+  session: SMTPServerSession;
+  _socket?: Socket;
+}
+
+/**
+ * Connection counts and idle deadlines. A flood of connections, or many stalled uploads, cannot
+ * take more than `maxConnections` sessions (each costs memory and a file descriptor), and one
+ * client address cannot take them all. smtp-server has one idle timeout for the whole session;
+ * DATA gets its own here by changing the socket's timeout while a message streams in.
+ */
+export class ConnectionLimits {
+  private readonly perAddress = new Map<string, number>();
+  private readonly admitted = new Map<SMTPServerSession, ConnectionInternals | undefined>();
+  private refused = 0;
+  private loggedAt = 0;
+
+  constructor(private readonly options: ConnectionLimitsOptions) {}
+
+  /** Sessions open now. */
+  get open(): number {
+    return this.admitted.size;
+  }
+
+  /** Counts a new session in, or says why not (421 4.7.0: the client should try again later). */
+  admit(session: SMTPServerSession, connections: Iterable<unknown>): SMTPServerError | null {
+    const { maxConnections, maxPerAddress } = this.options;
+    const address = session.remoteAddress;
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    const full = this.admitted.size >= maxConnections;
+    if (full || fromAddress >= maxPerAddress) {
+      this.refused += 1;
+      return smtpError(421, full ? REPLY.tooManyConnections : REPLY.tooManyFromAddress(address));
+    }
+    this.perAddress.set(address, fromAddress + 1);
+    this.admitted.set(session, findConnection(session, connections));
+    return null;
+  }
+
+  /** Refusals since the last time this said to log them; 0 until a minute has passed since then. */
+  refusedToLog(now = Date.now()): number {
+    if (now - this.loggedAt < 60_000) return 0;
+    const refused = this.refused;
+    this.refused = 0;
+    this.loggedAt = now;
+    return refused;
+  }
+
+  /** The session ended (smtp-server's onClose); sessions that were never admitted are ignored. */
+  release(session: SMTPServerSession): void {
+    if (!this.admitted.delete(session)) return;
+    const left = (this.perAddress.get(session.remoteAddress) ?? 1) - 1;
+    if (left > 0) this.perAddress.set(session.remoteAddress, left);
+    else this.perAddress.delete(session.remoteAddress);
+  }
+
+  /** A message starts streaming in: the DATA deadline applies until `dataEnded`. */
+  dataStarted(session: SMTPServerSession): void {
+    this.admitted.get(session)?._socket?.setTimeout(this.options.dataTimeoutMs);
+  }
+
+  dataEnded(session: SMTPServerSession): void {
+    this.admitted.get(session)?._socket?.setTimeout(this.options.commandTimeoutMs);
+  }
+}
+
+function findConnection(session: SMTPServerSession, connections: Iterable<unknown>): ConnectionInternals | undefined {
+  for (const connection of connections as Iterable<ConnectionInternals>) if (connection.session === session) return connection;
+  return undefined;
+}
