@@ -60,6 +60,13 @@ export function rssMb(pid) {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** VmRSS split, in MB: anonymous (heap, malloc), file-backed (node's code), shared memory (SQLite's WAL index). */
+export function rssParts(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mb = (key) => (Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1]) / 1024).toFixed(0);
+  return `anon ${mb('RssAnon')}, file ${mb('RssFile')}, shmem ${mb('RssShmem')} MB`;
+}
+
 /** A password hash as `relaybox hash-password` makes it, from the build under test. */
 export async function hashPassword(password) {
   const { hashPassword: hash } = await import(join(CLI, '..', 'ingress/passwords.js'));

@@ -6,7 +6,7 @@
 // --raise sets smtp.max_connections / max_connections_per_ip above --connections, to show the
 // body memory budget alone. RELAYBOX_CLI=<other>/dist/cli.js measures another build (the before).
 import { parseArgs } from 'node:util';
-import { rssMb, startRelay } from './relay.mjs';
+import { rssMb, rssParts, startRelay } from './relay.mjs';
 import { Talk } from './smtp.mjs';
 import { sleep } from '../lib/util.mjs';
 
@@ -66,6 +66,13 @@ async function secondClient() {
   return `${reply.slice(0, 3)} in ${Date.now() - started} ms`;
 }
 
+/** The process's own view of its memory, from the default metrics of /metrics. */
+async function heapOf({ httpPort }) {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const mb = (name) => (Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1]) / 1048576).toFixed(0);
+  return `${mb('nodejs_heap_size_total_bytes')} / ${mb('nodejs_heap_size_used_bytes')} MB, ${mb('nodejs_external_memory_bytes')} MB`;
+}
+
 try {
   await sleep(1000);
   const idle = rssMb(relay.pid);
@@ -84,6 +91,8 @@ try {
   const after5 = rssMb(relay.pid);
   await sleep(55_000);
   const after60 = rssMb(relay.pid);
+  const heap60 = await heapOf(relay);
+  const parts60 = rssParts(relay.pid);
   clearInterval(sampler);
 
   console.log(`| ${CONNECTIONS} stalled 250 KB uploads, ${SOURCES} source address(es)${values.raise ? ', limits raised' : ''} | value |\n|---|---|`);
@@ -94,6 +103,8 @@ try {
   console.log(`| second client (250 KB from 127.0.0.1) | ${second} |`);
   console.log(`| RSS 5 s after close | ${after5.toFixed(0)} MB |`);
   console.log(`| RSS 60 s after close | ${after60.toFixed(0)} MB |`);
+  console.log(`| RSS 60 s after close, by kind | ${parts60} |`);
+  console.log(`| V8 heap total / used, external, 60 s after close | ${heap60} |`);
 } finally {
   clearInterval(sampler);
   await relay.stop();
