@@ -1,4 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { validateConfig } from '../src/config/load.js';
 import { RelayEvents, type AuthEvent } from '../src/events.js';
 import { hashPassword } from '../src/ingress/passwords.js';
 import { SmtpTalk, startIngress, type RunningIngress } from './ingress-harness.js';
@@ -162,5 +163,17 @@ describe('SMTP ingress: memory budget', () => {
     const id = Number(/as (\d+)/.exec(reply)![1]);
     expect((await running.bodyOf(id)).toString()).toBe(body);
     expect(running.db.prepare('SELECT subject FROM messages WHERE id = ?').pluck().get(id)).toBe('spooled as it came');
+  });
+});
+
+describe('config: the limits', () => {
+  const config = (smtp: Record<string, unknown>) => validateConfig({ hostname: 'relaybox.test', data_dir: '/tmp/x', smtp, upstreams: [{ name: 'o', type: 'file', dir: '/tmp/x/o' }] });
+
+  it('has the defaults of the issue, and names the key of a bad value', () => {
+    const { smtp } = config({});
+    expect(smtp).toMatchObject({ max_connections: 100, max_connections_per_ip: 20, max_buffered_bytes: 33_554_432, timeouts: { command: 300_000, data: 300_000 } });
+    expect(() => config({ timeouts: { data: '0s' } })).toThrow(/smtp\.timeouts\.data: expected a duration longer than 0/);
+    expect(() => config({ timeouts: { idle: '1m' } })).toThrow(/smtp\.timeouts/);
+    expect(() => config({ max_connections: 0 })).toThrow(/smtp\.max_connections/);
   });
 });

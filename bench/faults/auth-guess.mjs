@@ -19,12 +19,17 @@ const short = (reply) => reply.slice(0, 9).trim();
 async function authOnce(talkRef, password, localAddress) {
   if (!talkRef.talk || talkRef.talk.closed) {
     const { talk, greeting } = await Talk.open(relay.port, localAddress);
+    if (!greeting.startsWith('220')) {
+      talk.close();
+      return `at connect: ${short(greeting)}`;
+    }
     talkRef.talk = talk;
-    if (!greeting.startsWith('220')) return `at connect: ${short(greeting)}`;
     const ehlo = await talk.cmd('EHLO bench');
     if (!ehlo.startsWith('250')) return `at EHLO: ${short(ehlo)}`;
   }
-  return short(await talkRef.talk.cmd(`AUTH PLAIN ${plain('scanner', password)}`));
+  const reply = short(await talkRef.talk.cmd(`AUTH PLAIN ${plain('scanner', password)}`));
+  if (reply.startsWith('421')) talkRef.talk.close(); // the server hangs up after a 421
+  return reply;
 }
 
 try {

@@ -1,6 +1,7 @@
 // relaybox as a child process for the fault scripts: a config of our own (AUTH users, admin token,
-// extra smtp keys), `node --max-semi-space-size=1 dist/cli.js serve` as the packaged service runs
-// it. RELAYBOX_CLI=/path/to/dist/cli.js measures another build (the "before").
+// extra smtp keys), `node --max-semi-space-size=1 dist/cli.js serve` with MALLOC_MMAP_THRESHOLD_
+// as the packaged service runs it (deploy/relaybox.sh). RELAYBOX_CLI=/path/to/dist/cli.js measures
+// another build (the "before"); BENCH_PLAIN_MALLOC=1 leaves glibc's defaults (as the service was before).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,7 @@ export async function startRelay({ smtpExtra = [], adminToken = '', env = {} } =
   const child = spawn(process.execPath, ['--max-semi-space-size=1', CLI, 'serve', '--config', config], {
     cwd: dir,
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...mallocEnv(), ...process.env, ...env },
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -52,6 +53,11 @@ export async function startRelay({ smtpExtra = [], adminToken = '', env = {} } =
       await waitUntil(() => exited !== null, 15_000, 'relaybox to stop').catch(() => child.kill('SIGKILL'));
     },
   };
+}
+
+/** What deploy/relaybox.sh sets, unless BENCH_PLAIN_MALLOC=1. */
+export function mallocEnv() {
+  return process.env.BENCH_PLAIN_MALLOC === '1' ? {} : { MALLOC_MMAP_THRESHOLD_: '32768' };
 }
 
 /** VmRSS of a process in MB. */

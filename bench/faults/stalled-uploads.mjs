@@ -6,7 +6,7 @@
 // --raise sets smtp.max_connections / max_connections_per_ip above --connections, to show the
 // body memory budget alone. RELAYBOX_CLI=<other>/dist/cli.js measures another build (the before).
 import { parseArgs } from 'node:util';
-import { rssMb, rssParts, startRelay } from './relay.mjs';
+import { mallocEnv, rssMb, rssParts, startRelay } from './relay.mjs';
 import { Talk } from './smtp.mjs';
 import { sleep } from '../lib/util.mjs';
 
@@ -85,8 +85,11 @@ try {
   const second = await secondClient();
   await sleep(2000);
   const stalledPeak = peak;
+  const heapStalled = await heapOf(relay);
+  const partsStalled = rssParts(relay.pid);
   const stillOpen = talks.filter((t) => !t.closed).length;
   for (const talk of talks) talk.close();
+  peak = 0; // from here: the peak while they close
   await sleep(5000);
   const after5 = rssMb(relay.pid);
   await sleep(55_000);
@@ -95,12 +98,16 @@ try {
   const parts60 = rssParts(relay.pid);
   clearInterval(sampler);
 
-  console.log(`| ${CONNECTIONS} stalled 250 KB uploads, ${SOURCES} source address(es)${values.raise ? ', limits raised' : ''} | value |\n|---|---|`);
+  const malloc = Object.keys(mallocEnv()).length ? 'MALLOC_MMAP_THRESHOLD_=32768' : 'glibc malloc defaults';
+  console.log(`| ${CONNECTIONS} stalled 250 KB uploads, ${SOURCES} source address(es)${values.raise ? ', limits raised' : ''}, ${malloc} | value |\n|---|---|`);
   for (const [what, n] of outcomes) console.log(`| ${what} | ${n} |`);
   console.log(`| still open when closed by the client | ${stillOpen} |`);
   console.log(`| RSS idle before | ${idle.toFixed(0)} MB |`);
   console.log(`| peak RSS while stalled | ${stalledPeak.toFixed(0)} MB |`);
+  console.log(`| RSS while stalled, by kind | ${partsStalled} |`);
+  console.log(`| V8 heap total / used, external, while stalled | ${heapStalled} |`);
   console.log(`| second client (250 KB from 127.0.0.1) | ${second} |`);
+  console.log(`| peak RSS while they close (0–60 s) | ${peak.toFixed(0)} MB |`);
   console.log(`| RSS 5 s after close | ${after5.toFixed(0)} MB |`);
   console.log(`| RSS 60 s after close | ${after60.toFixed(0)} MB |`);
   console.log(`| RSS 60 s after close, by kind | ${parts60} |`);

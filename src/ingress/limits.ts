@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { SMTPServerError, SMTPServerSession } from 'smtp-server';
+import type { Config } from '../config/schema.js';
 import { REPLY, smtpError } from './replies.js';
 
 export interface ConnectionLimitsOptions {
@@ -32,6 +33,16 @@ export class ConnectionLimits {
   private loggedAt = 0;
 
   constructor(private readonly options: ConnectionLimitsOptions) {}
+
+  /** From the `smtp:` section: max_connections, max_connections_per_ip, timeouts. */
+  static of(smtp: Config['smtp']): ConnectionLimits {
+    return new ConnectionLimits({
+      maxConnections: smtp.max_connections,
+      maxPerAddress: smtp.max_connections_per_ip,
+      commandTimeoutMs: smtp.timeouts.command,
+      dataTimeoutMs: smtp.timeouts.data,
+    });
+  }
 
   /** Sessions open now. */
   get open(): number {

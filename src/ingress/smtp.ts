@@ -71,12 +71,7 @@ export class SmtpIngress {
     this.passwordHashes = new Map(smtp.auth.users.map((u) => [u.username, u.password_hash]));
     this.recipientDomains = new Set(smtp.allow_recipient_domains);
     this.authGuard = new SmtpAuthGuard({ logger: this.logger, events: options.events });
-    this.limits = new ConnectionLimits({
-      maxConnections: smtp.max_connections,
-      maxPerAddress: smtp.max_connections_per_ip,
-      commandTimeoutMs: smtp.timeouts.command,
-      dataTimeoutMs: smtp.timeouts.data,
-    });
+    this.limits = ConnectionLimits.of(smtp);
     this.bodyBudget = new MemoryBudget(smtp.max_buffered_bytes);
   }
 
