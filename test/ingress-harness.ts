@@ -26,7 +26,7 @@ export interface RunningIngress {
 export async function startIngress(
   smtp: Record<string, unknown> = {},
   dataDir?: string,
-  options: { onTransaction?: () => void; events?: RelayEvents } = {},
+  options: { onTransaction?: () => void; events?: RelayEvents; evictSilentAfterMs?: number } = {},
 ): Promise<RunningIngress> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'relaybox-ingress-')));
   const config = validateConfig({

@@ -127,6 +127,34 @@ describe('SMTP ingress: connection limits', () => {
   });
 });
 
+describe('SMTP ingress: stalled sessions cannot lock devices out', () => {
+  it('with every session taken, the one silent longest is closed (421 4.4.2) to let a new client in', async () => {
+    running = await startIngress({ max_connections: 2 }, undefined, { evictSilentAfterMs: 300 });
+    const staller = (await open('127.0.0.1')).talk;
+    await staller.cmd('EHLO staller');
+    await staller.cmd('MAIL FROM:<a@office.test>');
+    await staller.cmd('RCPT TO:<b@example.com>');
+    expect(await staller.cmd('DATA')).toMatch(/^354 /);
+    staller.socket.write('Subject: half\r\n\r\nthe first half, and then nothing\r\n');
+    const idle = (await open('127.0.0.2')).talk;
+    expect(await idle.cmd('EHLO idle')).toMatch(/^250/);
+
+    // Refused while both have spoken recently; let in once one has been silent long enough.
+    let greeting = '';
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline && !greeting.startsWith('220'); ) {
+      const next = await open('127.0.0.3');
+      greeting = next.greeting;
+      if (greeting.startsWith('220')) await next.talk.cmd('EHLO newcomer');
+      else expect(greeting).toBe('421 4.7.0 Too many connections, try again later');
+    }
+    expect(greeting).toMatch(/^220 /);
+    expect(await staller.next()).toBe('421 4.4.2 Closing a silent connection to make room for another client');
+    expect(await staller.next()).toBe('(closed)');
+    expect(await idle.sendRaw('Subject: still here\r\n\r\nhi\r\n.\r\n')).toMatch(/^250 /);
+    await until(() => running!.count('messages') === 1, 'only the finished message in the spool');
+  });
+});
+
 describe('SMTP ingress: timeouts', () => {
   it('a DATA that stalls past smtp.timeouts.data is cut with 421 and nothing of it stays', async () => {
     running = await startIngress({ timeouts: { command: '5m', data: '1s' }, max_buffered_bytes: 0 });

@@ -12,12 +12,32 @@ export interface ConnectionLimitsOptions {
   commandTimeoutMs: number;
   /** `smtp.timeouts.data`: how long DATA may go without a byte. */
   dataTimeoutMs: number;
+  /** When all sessions are taken, one silent this long may be closed for a new client. */
+  evictSilentAfterMs?: number;
+  now?: () => number;
 }
+
+/**
+ * When every session is taken, one that has sent nothing for this long (and is not waiting for
+ * relaybox's answer) is closed to let a new client in: stalled uploads cannot lock devices out.
+ */
+const EVICT_SILENT_AFTER_MS = 5_000;
 
 /** The parts of smtp-server's connection object this reaches into (as greetDelay.ts does). */
 interface ConnectionInternals {
   session: SMTPServerSession;
   _socket?: Socket;
+  _handlerPending?: boolean;
+  _dataStream?: unknown;
+  _parser?: { _dataMode?: boolean } | false;
+  send(code: number, text: string): void;
+}
+
+interface Admitted {
+  connection: ConnectionInternals | undefined;
+  /** The socket whose bytes are watched (a new one after STARTTLS). */
+  watched: Socket | undefined;
+  lastByteAt: number;
 }
 
 /**
@@ -28,15 +48,21 @@ interface ConnectionInternals {
  */
 export class ConnectionLimits {
   private readonly perAddress = new Map<string, number>();
-  private readonly admitted = new Map<SMTPServerSession, ConnectionInternals | undefined>();
+  private readonly admitted = new Map<SMTPServerSession, Admitted>();
+  private readonly now: () => number;
+  private readonly evictSilentAfterMs: number;
   private refused = 0;
   private loggedAt = 0;
 
-  constructor(private readonly options: ConnectionLimitsOptions) {}
+  constructor(private readonly options: ConnectionLimitsOptions) {
+    this.now = options.now ?? Date.now;
+    this.evictSilentAfterMs = options.evictSilentAfterMs ?? EVICT_SILENT_AFTER_MS;
+  }
 
   /** From the `smtp:` section: max_connections, max_connections_per_ip, timeouts. */
-  static of(smtp: Config['smtp']): ConnectionLimits {
+  static of(smtp: Config['smtp'], evictSilentAfterMs?: number): ConnectionLimits {
     return new ConnectionLimits({
+      evictSilentAfterMs,
       maxConnections: smtp.max_connections,
       maxPerAddress: smtp.max_connections_per_ip,
       commandTimeoutMs: smtp.timeouts.command,
@@ -54,13 +80,15 @@ export class ConnectionLimits {
     const { maxConnections, maxPerAddress } = this.options;
     const address = session.remoteAddress;
     const fromAddress = this.perAddress.get(address) ?? 0;
-    const full = this.admitted.size >= maxConnections;
+    const full = this.admitted.size >= maxConnections && !this.evictSilent();
     if (full || fromAddress >= maxPerAddress) {
       this.refused += 1;
       return smtpError(421, full ? REPLY.tooManyConnections : REPLY.tooManyFromAddress(address));
     }
     this.perAddress.set(address, fromAddress + 1);
-    this.admitted.set(session, findConnection(session, connections));
+    const entry: Admitted = { connection: findConnection(session, connections), watched: undefined, lastByteAt: this.now() };
+    this.admitted.set(session, entry);
+    this.watch(entry);
     return null;
   }
 
@@ -83,12 +111,42 @@ export class ConnectionLimits {
 
   /** A message starts streaming in: the DATA deadline applies until `dataEnded`. */
   dataStarted(session: SMTPServerSession): void {
-    this.admitted.get(session)?._socket?.setTimeout(this.options.dataTimeoutMs);
+    const entry = this.admitted.get(session);
+    if (entry) this.watch(entry);
+    entry?.connection?._socket?.setTimeout(this.options.dataTimeoutMs);
   }
 
   dataEnded(session: SMTPServerSession): void {
-    this.admitted.get(session)?._socket?.setTimeout(this.options.commandTimeoutMs);
+    this.admitted.get(session)?.connection?._socket?.setTimeout(this.options.commandTimeoutMs);
   }
+
+  /** Closes the session silent longest, if one qualifies; true when it made room. */
+  private evictSilent(): boolean {
+    const now = this.now();
+    let silent: Admitted | undefined;
+    for (const entry of this.admitted.values()) {
+      if (now - entry.lastByteAt < this.evictSilentAfterMs || waitsForUs(entry.connection)) continue;
+      if (!silent || entry.lastByteAt < silent.lastByteAt) silent = entry;
+    }
+    if (!silent?.connection) return false;
+    for (const [session, entry] of this.admitted) if (entry === silent) this.release(session);
+    silent.connection.send(421, REPLY.evicted);
+    return true;
+  }
+
+  /** Notes the time of every byte the client sends (the socket changes at STARTTLS). */
+  private watch(entry: Admitted): void {
+    const socket = entry.connection?._socket;
+    if (!socket || socket === entry.watched) return;
+    entry.watched = socket;
+    socket.on('data', () => (entry.lastByteAt = this.now()));
+  }
+}
+
+/** smtp-server's own test for "the client waits for our reply" (its idle timeout skips those too). */
+function waitsForUs(connection: ConnectionInternals | undefined): boolean {
+  if (!connection) return true;
+  return Boolean(connection._handlerPending || (connection._dataStream && connection._parser && !connection._parser._dataMode));
 }
 
 function findConnection(session: SMTPServerSession, connections: Iterable<unknown>): ConnectionInternals | undefined {

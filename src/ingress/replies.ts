@@ -13,6 +13,7 @@ export const REPLY = {
   shuttingDown: '4.3.2 Server shutting down',
   authLocked: (seconds: number) => `4.7.0 Too many failed logins from this address; try again in ${seconds} s`,
   tooManyConnections: '4.7.0 Too many connections, try again later',
+  evicted: '4.4.2 Closing a silent connection to make room for another client',
   tooManyFromAddress: (address: string) => `4.7.0 Too many connections from ${address}, try again later`,
 };
 

@@ -32,6 +32,8 @@ export interface SmtpIngressOptions {
   onTransaction?: () => void;
   /** Where lockouts after failed logins are announced (metrics, MQTT, the console). */
   events?: RelayEvents;
+  /** With every session taken, one silent this long makes room for a new client (default 5 s). */
+  evictSilentAfterMs?: number;
 }
 
 removeGreetingDelay();
@@ -71,7 +73,7 @@ export class SmtpIngress {
     this.passwordHashes = new Map(smtp.auth.users.map((u) => [u.username, u.password_hash]));
     this.recipientDomains = new Set(smtp.allow_recipient_domains);
     this.authGuard = new SmtpAuthGuard({ logger: this.logger, events: options.events });
-    this.limits = ConnectionLimits.of(smtp);
+    this.limits = ConnectionLimits.of(smtp, options.evictSilentAfterMs);
     this.bodyBudget = new MemoryBudget(smtp.max_buffered_bytes);
   }
 
@@ -138,9 +140,9 @@ export class SmtpIngress {
       disableReverseLookup: true,
       logger: false,
       socketTimeout: smtp.timeouts.command,
-      // Counted per session in onConnect over all listen addresses; this also bounds sockets
-      // still in an implicit-TLS handshake, before they are sessions.
-      maxClients: smtp.max_connections,
+      // Sessions are counted in onConnect over all listen addresses (one over, to make room by
+      // closing a silent one); this also bounds sockets still in an implicit-TLS handshake.
+      maxClients: smtp.max_connections + 1,
       closeTimeout: this.closeTimeoutMs,
       onConnect: (session, callback) => this.onConnect(session, callback),
       onClose: (session) => this.limits.release(session),
