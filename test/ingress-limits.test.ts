@@ -2,6 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../src/config/load.js';
 import { RelayEvents, type AuthEvent } from '../src/events.js';
 import { hashPassword } from '../src/ingress/passwords.js';
+import { messageHead } from '../src/spool/log.js';
 import { SmtpTalk, startIngress, type RunningIngress } from './ingress-harness.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -181,16 +182,25 @@ describe('SMTP ingress: timeouts', () => {
 });
 
 describe('SMTP ingress: memory budget', () => {
-  it('with the budget spent, bodies go to the spool as they arrive and arrive whole', async () => {
+  it('with the budget spent, bodies go to the spool as they arrive and arrive whole, header and all', async () => {
     running = await startIngress({ max_buffered_bytes: 0 });
     const { talk } = await open();
     await talk.cmd('EHLO big');
-    const body = `Subject: spooled as it came\r\n\r\n${'line of text\r\n'.repeat(20_000)}`;
-    const reply = await talk.sendRaw(`${body}.\r\n`);
+    await talk.cmd('MAIL FROM:<a@office.test>');
+    await talk.cmd('RCPT TO:<b@example.com>');
+    expect(await talk.cmd('DATA')).toMatch(/^354 /);
+    // The header block arrives in two pieces, so it is stored in two chunks.
+    const first = 'X-First: 1\r\nX-Padding: padding\r\n';
+    const rest = `Subject: spooled as it came\r\n\r\n${'line of text\r\n'.repeat(20_000)}`;
+    talk.socket.write(first);
+    await until(() => running!.count('body_chunks') > 0, 'the first piece stored before the rest came');
+    talk.socket.write(`${rest}.\r\n`);
+    const reply = await talk.next();
     expect(reply).toMatch(/^250 2\.0\.0 Ok: queued as \d+$/);
     const id = Number(/as (\d+)/.exec(reply)![1]);
-    expect((await running.bodyOf(id)).toString()).toBe(body);
+    expect((await running.bodyOf(id)).toString()).toBe(first + rest);
     expect(running.db.prepare('SELECT subject FROM messages WHERE id = ?').pluck().get(id)).toBe('spooled as it came');
+    expect(messageHead(running.db, id)!.toString()).toContain('Subject: spooled as it came\r\n\r\n');
   });
 });
 
