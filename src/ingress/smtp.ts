@@ -169,6 +169,9 @@ export class SmtpIngress {
       this.logger.warn({ address }, 'smtp connection refused: address not in smtp.allow_networks');
       return callback(smtpError(554, REPLY.notAllowed(address)));
     }
+    // When every session must log in, a locked-out address has nothing to do here.
+    const locked = this.config.smtp.auth.required ? this.authGuard.refusal(address) : null;
+    if (locked) return callback(locked);
     const full = this.limits.admit(session, this.servers.flatMap((server) => [...server.connections]));
     if (full) {
       // A flood would write a line per connection: one a minute, with the count, is enough.
@@ -176,9 +179,6 @@ export class SmtpIngress {
       if (refused) this.logger.warn({ address, refused, open: this.limits.open }, 'smtp connections refused: smtp.max_connections or max_connections_per_ip reached');
       return callback(full);
     }
-    // When every session must log in, a locked-out address has nothing to do here.
-    const locked = this.config.smtp.auth.required ? this.authGuard.refusal(address) : null;
-    if (locked) return callback(locked);
     this.logger.debug({ address }, 'smtp connection');
     callback();
   }
