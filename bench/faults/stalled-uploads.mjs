@@ -98,6 +98,7 @@ try {
   peak = 0; // from here: the peak while they close
   await sleep(5000);
   const after5 = rssMb(relay.pid);
+  const heap5 = await heapOf(relay);
   await sleep(55_000);
   const after60 = rssMb(relay.pid);
   const heap60 = await heapOf(relay);
@@ -115,6 +116,7 @@ try {
   console.log(`| second client (250 KB from 127.0.0.1) | ${second} |`);
   console.log(`| peak RSS while they close (0–60 s) | ${peak.toFixed(0)} MB |`);
   console.log(`| RSS 5 s after close | ${after5.toFixed(0)} MB |`);
+  console.log(`| V8 heap total / used, external, 5 s after close | ${heap5} |`);
   console.log(`| RSS 60 s after close | ${after60.toFixed(0)} MB |`);
   console.log(`| RSS 60 s after close, by kind | ${parts60} |`);
   console.log(`| V8 heap total / used, external, 60 s after close | ${heap60} |`);
