@@ -17,7 +17,7 @@ build: deps
 
 run: build
 	@mkdir -p var
-	node --max-semi-space-size=1 dist/cli.js serve --config config/relaybox.example.yaml
+	MALLOC_MMAP_THRESHOLD_=32768 node --max-semi-space-size=1 dist/cli.js serve --config config/relaybox.example.yaml
 
 test: build
 	$(NPM) run typecheck

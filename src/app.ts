@@ -56,7 +56,7 @@ export class RelayApp {
       throw err;
     }
     // The delivery thread starts while the device is still sending, not after its 250.
-    const ingress = new SmtpIngress({ config, spool, logger, onTransaction: () => delivery.expectMail(), diskSpace: disk });
+    const ingress = new SmtpIngress({ config, spool, logger, events, onTransaction: () => delivery.expectMail(), diskSpace: disk });
     const upstreamNames = config.upstreams.map((u) => u.name);
     const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk });
     const features = await createFeatures({ config, logger, events, spool, status });

@@ -36,8 +36,24 @@ export interface UpstreamEvent {
   nextProbeAt?: Date | null;
 }
 
+/** Which login a security event is about: SMTP AUTH or the console's admin token. */
+export type AuthService = 'smtp' | 'http';
+
+/** A failed login, or a client address locked out after too many (src/throttle.ts). */
+export interface AuthEvent {
+  event: 'auth_failed' | 'auth_locked';
+  service: AuthService;
+  /** The client's IP address. */
+  client: string;
+  /** auth_locked: when the address may try again. */
+  until?: Date;
+  at: Date;
+}
+
 interface EventMap {
   message: [MessageEvent];
+  /** Security events: failed logins and lockouts (metrics, MQTT `<p>/events`, the console). */
+  auth: [AuthEvent];
   upstream: [UpstreamEvent];
   /** A message became due without a state event (a person's retry): delivery should look now. */
   due: [{ id: number }];

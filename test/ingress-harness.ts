@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { validateConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
+import type { RelayEvents } from '../src/events.js';
 import { SmtpIngress } from '../src/ingress/smtp.js';
 import { openSpool, type SpoolDb } from '../src/spool/db.js';
 import { SpoolStore } from '../src/spool/store.js';
@@ -25,7 +26,7 @@ export interface RunningIngress {
 export async function startIngress(
   smtp: Record<string, unknown> = {},
   dataDir?: string,
-  options: { onTransaction?: () => void } = {},
+  options: { onTransaction?: () => void; events?: RelayEvents; evictSilentAfterMs?: number } = {},
 ): Promise<RunningIngress> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'relaybox-ingress-')));
   const config = validateConfig({
@@ -78,8 +79,9 @@ export class SmtpTalk {
     });
   }
 
-  static async open(port: number): Promise<{ talk: SmtpTalk; greeting: string }> {
-    const socket = connect(port, '127.0.0.1');
+  /** `localAddress`: another 127.x.y.z is another client to relaybox. */
+  static async open(port: number, localAddress?: string): Promise<{ talk: SmtpTalk; greeting: string }> {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
     const talk = new SmtpTalk(socket);
     return { talk, greeting: await talk.next() };
   }

@@ -22,6 +22,9 @@ const domain = z.string().transform((text, ctx) => {
   return ascii ?? text;
 });
 
+/** 0 would mean "never" to a socket: a deadline must be one. */
+const smtpTimeout = duration.refine((ms) => ms > 0, 'expected a duration longer than 0, like 5m');
+
 const PRIVATE_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
 
 const smtp = z.strictObject({
@@ -52,6 +55,13 @@ const smtp = z.strictObject({
     })
     .prefault({}),
   allow_recipient_domains: z.array(domain).default([]),
+  // Floods and stalled uploads: sessions at once (all listen addresses), and from one address.
+  max_connections: z.number().int().min(1).default(100),
+  max_connections_per_ip: z.number().int().min(1).default(20),
+  // Message bodies held in memory over all sessions; past it, bodies go to the spool as they arrive.
+  max_buffered_bytes: z.number().int().min(0).default(33_554_432),
+  // How long a session may sit idle between commands, and how long DATA may go without a byte.
+  timeouts: z.strictObject({ command: smtpTimeout.default(300_000), data: smtpTimeout.default(300_000) }).prefault({}),
   // The senders relaybox puts on outgoing mail instead of the device's (SPF/DMARC alignment). Checked
   // here so that a typo fails at load, not as a 553 from the upstream; no CR/LF can reach a header.
   rewrite: z
@@ -72,7 +82,7 @@ const smtp = z.strictObject({
 });
 
 /** How long one step of setting up an upstream session may take (0 would mean nodemailer's own defaults). */
-const timeout = (fallback: number) =>
+const sessionTimeout = (fallback: number) =>
   duration
     .refine((ms) => ms >= 100 && ms <= 600_000, { error: (issue) => `expected a duration from 100ms to 10m, got ${formatDuration(Number(issue.input))}` })
     .default(fallback);
@@ -98,7 +108,7 @@ const delivery = z.strictObject({
    * greeting and each later setup step (TLS handshake, EHLO, AUTH). An upstream that fails here
    * is set aside (src/delivery/breaker.ts), so a silent one costs one wait, not one per message.
    */
-  timeouts: z.strictObject({ connect: timeout(10_000), greeting: timeout(30_000) }).prefault({}),
+  timeouts: z.strictObject({ connect: sessionTimeout(10_000), greeting: sessionTimeout(30_000) }).prefault({}),
 });
 
 export const configSchema = z

@@ -11,6 +11,10 @@ export const REPLY = {
   tryAgain: '4.3.0 Temporary failure, try again',
   queued: (id: number) => `2.0.0 Ok: queued as ${id}`,
   shuttingDown: '4.3.2 Server shutting down',
+  authLocked: (seconds: number) => `4.7.0 Too many failed logins from this address; try again in ${seconds} s`,
+  tooManyConnections: '4.7.0 Too many connections, try again later',
+  evicted: '4.4.2 Closing a silent connection to make room for another client',
+  tooManyFromAddress: (address: string) => `4.7.0 Too many connections from ${address}, try again later`,
 };
 
 export function smtpError(code: number, message: string): SMTPServerError {

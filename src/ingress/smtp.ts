@@ -1,21 +1,22 @@
-import type { AddressInfo, Socket } from 'node:net';
-import { Writable } from 'node:stream';
+import type { Socket } from 'node:net';
 import type pino from 'pino';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse } from 'smtp-server';
-import type { SMTPServerDataStream, SMTPServerError, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import type { SMTPServerError, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { networkMatcher, type ListenAddress } from '../config/net.js';
 import type { Config } from '../config/schema.js';
-import { CrlfNormalizer } from '../message/crlf.js';
-import { HEADER_SCAN_BYTES, subjectOf } from '../message/headers.js';
-import type { BodyWriter } from '../spool/body.js';
+import type { RelayEvents } from '../events.js';
 import type { SpoolStore } from '../spool/store.js';
-import { noteStreamedBytes } from '../memory.js';
-import { drain } from '../streams.js';
+import { MemoryBudget } from '../memoryBudget.js';
 import type { DiskSpace } from '../spool/diskSpace.js';
 import { EnvelopeCheck } from './addresses.js';
 import { DiskGuard } from './diskGuard.js';
+import { SmtpAuthGuard } from './authGuard.js';
+import { copyDataTail } from './dataTail.js';
 import { removeGreetingDelay } from './greetDelay.js';
+import { ConnectionLimits } from './limits.js';
+import { closeServer, listenOn, logServerError } from './listen.js';
 import { PasswordVerifier } from './passwords.js';
+import { MessageReceiver } from './receive.js';
 import { REPLY, smtpError } from './replies.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
 
@@ -29,10 +30,14 @@ export interface SmtpIngressOptions {
   onTransaction?: () => void;
   /** Free space in data_dir: below smtp.min_free_bytes, MAIL FROM hears 452 4.3.1. */
   diskSpace?: DiskSpace;
+  /** Where lockouts after failed logins are announced (metrics, MQTT, the console). */
+  events?: RelayEvents;
+  /** With every session taken, one silent this long makes room for a new client (default 5 s). */
+  evictSilentAfterMs?: number;
 }
 
-const SOCKET_TIMEOUT_MS = 60_000;
 removeGreetingDelay();
+copyDataTail();
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /**
@@ -51,6 +56,9 @@ export class SmtpIngress {
   private readonly envelope: EnvelopeCheck;
   private readonly verifier = new PasswordVerifier();
   private readonly diskGuard: DiskGuard;
+  private readonly authGuard: SmtpAuthGuard;
+  private readonly limits: ConnectionLimits;
+  private readonly receiver: MessageReceiver;
   private servers: SMTPServer[] = [];
   private readonly sockets = new Set<Socket>();
 
@@ -65,6 +73,16 @@ export class SmtpIngress {
     this.isAllowedClient = networkMatcher(smtp.allow_networks);
     this.passwordHashes = new Map(smtp.auth.users.map((u) => [u.username, u.password_hash]));
     this.envelope = new EnvelopeCheck({ allowRecipientDomains: smtp.allow_recipient_domains });
+    this.authGuard = new SmtpAuthGuard({ logger: this.logger, events: options.events });
+    this.limits = ConnectionLimits.of(smtp, options.evictSilentAfterMs);
+    this.receiver = new MessageReceiver({
+      spool: this.spool,
+      logger: this.logger,
+      maxMessageBytes: smtp.max_message_bytes,
+      bodyBudget: new MemoryBudget(smtp.max_buffered_bytes),
+      limits: this.limits,
+      diskGuard: this.diskGuard,
+    });
   }
 
   /** Binds every `smtp.listen` address; returns the addresses actually bound (port 0 → real port). */
@@ -75,7 +93,7 @@ export class SmtpIngress {
     try {
       for (const listen of this.config.smtp.listen) {
         const server = new SMTPServer(this.serverOptions(tlsOptions));
-        server.on('error', (err) => this.onServerError(err));
+        server.on('error', (err) => logServerError(this.logger, err));
         server.server.on('connection', (socket: Socket) => {
           this.sockets.add(socket);
           socket.once('close', () => this.sockets.delete(socket));
@@ -98,18 +116,7 @@ export class SmtpIngress {
   async stop(): Promise<void> {
     const servers = this.servers;
     this.servers = [];
-    await Promise.all(
-      servers.map(
-        (server) =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            for (const connection of server.connections) {
-              // Outside a mail transaction there is nothing to lose by hanging up now.
-              if (!connection.session.envelope?.mailFrom) connection.send(421, REPLY.shuttingDown);
-            }
-          }),
-      ),
-    );
+    await Promise.all(servers.map((server) => closeServer(server, REPLY.shuttingDown)));
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
   }
@@ -140,9 +147,13 @@ export class SmtpIngress {
       // (1.5 s per connection) and adds nothing.
       disableReverseLookup: true,
       logger: false,
-      socketTimeout: SOCKET_TIMEOUT_MS,
+      socketTimeout: smtp.timeouts.command,
+      // Sessions are counted in onConnect over all listen addresses (one over, to make room by
+      // closing a silent one); this also bounds sockets still in an implicit-TLS handshake.
+      maxClients: smtp.max_connections + 1,
       closeTimeout: this.closeTimeoutMs,
       onConnect: (session, callback) => this.onConnect(session, callback),
+      onClose: (session) => this.limits.release(session),
       onAuth: (auth, session, callback) => this.onAuth(auth, session, callback),
       // Not at connect: monitoring tools open connections that never carry mail.
       // Lenient: smtp-server's strict parser answers 501 to `a@example.com.`; addresses.ts checks the rest as strictly.
@@ -155,7 +166,7 @@ export class SmtpIngress {
       },
       onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
       onData: (stream, session, callback) => {
-        this.receive(stream, session).then(
+        this.receiver.receive(stream, session).then(
           (id) => callback(null, REPLY.queued(id)),
           // Anything but a prepared reply is a bug; the client still hears 451, never details.
           (err: SMTPServerError) => callback(err.responseCode ? err : smtpError(451, REPLY.tryAgain)),
@@ -164,21 +175,24 @@ export class SmtpIngress {
     };
   }
 
-  /** Mostly clients that vanish mid-session; a failed TLS handshake is worth a person's look. */
-  private onServerError(err: Error & { code?: string; remoteAddress?: string }): void {
-    const fields = { err: err.message, code: err.code, address: err.remoteAddress };
-    const legacy = /UNSUPPORTED_PROTOCOL|NO_SHARED_CIPHER/.test(err.code ?? '');
-    if (legacy) this.logger.warn(fields, 'smtp TLS handshake failed: an old device may need smtp.tls.min_version TLSv1');
-    else this.logger[/SSL|TLS/.test(err.code ?? '') ? 'warn' : 'debug'](fields, 'smtp connection error');
-  }
-
   private onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
-    if (this.isAllowedClient(session.remoteAddress)) {
-      this.logger.debug({ address: session.remoteAddress }, 'smtp connection');
-      return callback();
+    const address = session.remoteAddress;
+    if (!this.isAllowedClient(address)) {
+      this.logger.warn({ address }, 'smtp connection refused: address not in smtp.allow_networks');
+      return callback(smtpError(554, REPLY.notAllowed(address)));
     }
-    this.logger.warn({ address: session.remoteAddress }, 'smtp connection refused: address not in smtp.allow_networks');
-    callback(smtpError(554, REPLY.notAllowed(session.remoteAddress)));
+    // When every session must log in, a locked-out address has nothing to do here.
+    const locked = this.config.smtp.auth.required ? this.authGuard.refusal(address) : null;
+    if (locked) return callback(locked);
+    const full = this.limits.admit(session, this.servers.flatMap((server) => [...server.connections]));
+    if (full) {
+      // A flood would write a line per connection: one a minute, with the count, is enough.
+      const refused = this.limits.refusedToLog();
+      if (refused) this.logger.warn({ address, refused, open: this.limits.open }, 'smtp connections refused: smtp.max_connections or max_connections_per_ip reached');
+      return callback(full);
+    }
+    this.logger.debug({ address }, 'smtp connection');
+    callback();
   }
 
   private onAuth(
@@ -187,16 +201,22 @@ export class SmtpIngress {
     callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
   ): void {
     const username = auth.username ?? '';
+    const address = session.remoteAddress;
+    const locked = this.authGuard.refusal(address);
+    if (locked) return callback(locked);
     const refuse = () => {
-      this.logger.warn({ address: session.remoteAddress, username, method: auth.method }, 'smtp authentication failed');
-      callback(null, { responseCode: 535, message: REPLY.badCredentials });
+      this.logger.warn({ address, username, method: auth.method }, 'smtp authentication failed');
+      const lockout = this.authGuard.failed(address);
+      if (lockout) callback(lockout);
+      else callback(null, { responseCode: 535, message: REPLY.badCredentials });
     };
     // PLAIN may name a second identity to act as; relaybox has no such proxy rights to grant.
     if (auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid) return refuse();
     this.verifier.verify(username, auth.password ?? '', this.passwordHashes.get(username)).then(
       (ok) => {
         if (!ok) return refuse();
-        this.logger.debug({ address: session.remoteAddress, username }, 'smtp authenticated');
+        this.authGuard.succeeded(address);
+        this.logger.debug({ address, username }, 'smtp authenticated');
         callback(null, { user: username });
       },
       (err: unknown) => {
@@ -212,89 +232,4 @@ export class SmtpIngress {
     if (refusal.relayDenied) this.logger.warn({ address: session.remoteAddress, rcpt: address.address }, 'smtp recipient refused: domain not in smtp.allow_recipient_domains');
     callback(refusal.error);
   }
-
-  /** Streams one message into the spool and commits it; resolves with its id. */
-  private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<number> {
-    const writer = this.spool.receive();
-    const limit = this.config.smtp.max_message_bytes;
-    const head: Buffer[] = [];
-    let headBytes = 0;
-    let size = 0;
-    let oversized = false;
-    let storeError: unknown;
-    // Never fails: after an oversize or a spool error it keeps draining, so the client finishes
-    // DATA and then hears the refusal, instead of an answer in the middle of its upload.
-    const sink = new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        size += chunk.length;
-        if (headBytes < HEADER_SCAN_BYTES) {
-          const part = chunk.subarray(0, HEADER_SCAN_BYTES - headBytes);
-          head.push(part);
-          headBytes += part.length;
-        }
-        if (oversized || storeError !== undefined) return done();
-        if (size > limit) {
-          oversized = true;
-          this.discard(writer);
-          return done();
-        }
-        try {
-          writer.write(chunk);
-          noteStreamedBytes(chunk.length);
-        } catch (err) {
-          storeError = err;
-          this.discard(writer);
-        }
-        done();
-      },
-    });
-    try {
-      await drain(stream, new CrlfNormalizer(), sink);
-    } catch (err) {
-      this.discard(writer);
-      this.logger.debug({ address: session.remoteAddress, err: (err as Error).message }, 'smtp client went away during DATA');
-      throw smtpError(451, REPLY.tryAgain);
-    }
-
-    const client = `${session.remoteAddress} (${session.hostNameAppearsAs || session.clientHostname})`;
-    if (oversized || stream.sizeExceeded) {
-      this.discard(writer);
-      this.logger.warn({ client, size, limit }, 'smtp message refused: larger than smtp.max_message_bytes');
-      throw smtpError(552, REPLY.tooBig);
-    }
-    if (storeError !== undefined) throw this.diskGuard.storeFailed(storeError, { client, what: 'could not write a message body to the spool' });
-
-    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-    const recipients = session.envelope.rcptTo.map((r) => r.address);
-    const authUser = typeof session.user === 'string' ? session.user : null;
-    let id: number;
-    try {
-      id = await this.spool.accept(writer, { mailFrom: from, recipients, client, authUser, subject: subjectOf(Buffer.concat(head)) });
-    } catch (err) {
-      this.discard(writer);
-      throw this.diskGuard.storeFailed(err, { client, what: 'could not commit a message to the spool' });
-    }
-    this.logger.info({ id, from, rcpts: recipients.length, size: writer.size, client, auth_user: authUser }, 'accepted');
-    return id;
-  }
-
-  /** Drops a partial body; if even that fails, recoverInterrupted() removes it at next start. */
-  private discard(writer: BodyWriter): void {
-    try {
-      this.spool.discard(writer);
-    } catch (err) {
-      this.logger.error({ err }, 'could not remove a partial message body from the spool');
-    }
-  }
-}
-
-function listenOn(server: SMTPServer, { host, port }: ListenAddress): Promise<ListenAddress> {
-  return new Promise((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(port, host, () => {
-      server.server.off('error', reject);
-      const address = server.server.address() as AddressInfo;
-      resolve({ host: address.address, port: address.port });
-    });
-  });
 }

@@ -116,7 +116,16 @@ export function getMessage(db: SpoolDb, id: number): MessageDetail | null {
 export function messageHead(db: SpoolDb, id: number, bytes = 65_536): Buffer | null {
   const inline = db.prepare(`SELECT substr(body, 1, ?) FROM messages WHERE id = ?`).pluck().get(bytes, id) as Buffer | null;
   if (inline) return inline;
-  return (db.prepare(`SELECT substr(data, 1, ?) FROM body_chunks WHERE message_id = ? AND seq = 0`).pluck().get(bytes, id) as Buffer | undefined) ?? null;
+  // Chunks are usually 256 KiB, but a body that arrived while ingress was over its memory budget
+  // is stored piece by piece as it came, so the head may span several.
+  const pieces: Buffer[] = [];
+  let have = 0;
+  for (const data of db.prepare(`SELECT data FROM body_chunks WHERE message_id = ? ORDER BY seq`).pluck().iterate(id) as Iterable<Buffer>) {
+    pieces.push(data);
+    have += data.length;
+    if (have >= bytes) break;
+  }
+  return pieces.length === 0 ? null : Buffer.concat(pieces).subarray(0, bytes);
 }
 
 export interface LogExportRow extends LogEntry {

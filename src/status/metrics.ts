@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { MessageEvent, RelayEvents } from '../events.js';
+import type { AuthEvent, MessageEvent, RelayEvents } from '../events.js';
 import { spoolPath, type SpoolDb } from '../spool/db.js';
 import { queueCounts } from '../spool/log.js';
 import type { StatusTracker, UpstreamState } from './tracker.js';
@@ -25,6 +25,7 @@ export interface MetricsOptions {
 export class RelayMetrics {
   readonly registry = new Registry();
   private readonly onMessage: (e: MessageEvent) => void;
+  private readonly onAuth: (e: AuthEvent) => void;
 
   constructor(private readonly options: MetricsOptions) {
     const registers = [this.registry];
@@ -115,6 +116,15 @@ export class RelayMetrics {
       }
     };
     options.events.on('message', this.onMessage);
+
+    const authFailures = new Counter({ name: 'relaybox_auth_failures_total', help: 'Failed logins (smtp: SMTP AUTH, http: the admin token)', labelNames: ['service'], registers });
+    const lockouts = new Counter({ name: 'relaybox_auth_lockouts_total', help: 'Client addresses locked out after too many failed logins', labelNames: ['service'], registers });
+    for (const service of ['smtp', 'http']) {
+      authFailures.inc({ service }, 0);
+      lockouts.inc({ service }, 0);
+    }
+    this.onAuth = (e) => (e.event === 'auth_locked' ? lockouts : authFailures).inc({ service: e.service });
+    options.events.on('auth', this.onAuth);
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -129,6 +139,7 @@ export class RelayMetrics {
 
   close(): void {
     this.options.events.off('message', this.onMessage);
+    this.options.events.off('auth', this.onAuth);
     this.registry.clear();
   }
 }

@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttConfig } from '../config/mqtt.js';
-import type { MessageEvent } from '../events.js';
+import type { AuthEvent, MessageEvent } from '../events.js';
 import type { Feature, FeatureContext } from '../feature.js';
 import { VERSION } from '../version.js';
 import { discoveryMessages } from './homeassistant.js';
@@ -32,6 +32,11 @@ export class MqttStatus implements Feature {
   private readonly mqtt: MqttConfig;
   private readonly onChange = () => this.statusChanged();
   private readonly onMessage = (e: MessageEvent) => this.publishEvent(e);
+  private readonly onAuth = (e: AuthEvent) => {
+    // Lockouts only: a person may act on one; single failed logins are for the metrics.
+    if (e.event !== 'auth_locked') return;
+    this.publishToEvents({ event: e.event, service: e.service, client: e.client, until: e.until?.toISOString() ?? null, at: e.at.toISOString() });
+  };
 
   constructor(
     private readonly broker: BrokerConnection,
@@ -52,6 +57,7 @@ export class MqttStatus implements Feature {
   async start(): Promise<void> {
     this.context.status.on('change', this.onChange);
     this.context.events.on('message', this.onMessage);
+    this.context.events.on('auth', this.onAuth);
     this.refresh = setInterval(this.onChange, STATUS_REFRESH_MS);
     this.refresh.unref();
   }
@@ -59,6 +65,7 @@ export class MqttStatus implements Feature {
   async stop(): Promise<void> {
     this.context.status.off('change', this.onChange);
     this.context.events.off('message', this.onMessage);
+    this.context.events.off('auth', this.onAuth);
     clearInterval(this.refresh);
     clearTimeout(this.throttle);
     this.throttle = undefined;
@@ -101,8 +108,12 @@ export class MqttStatus implements Feature {
   }
 
   private publishEvent(e: MessageEvent): void {
-    const payload = JSON.stringify({ id: e.id, event: e.event, upstream: e.upstream, reply: e.reply, at: e.at.toISOString() });
-    if (!this.broker.publish(this.eventsTopic, payload)) {
+    this.publishToEvents({ id: e.id, event: e.event, upstream: e.upstream, reply: e.reply, at: e.at.toISOString() });
+  }
+
+  /** `<p>/events`: message state changes, and security events (`auth_locked`). */
+  private publishToEvents(payload: Record<string, unknown>): void {
+    if (!this.broker.publish(this.eventsTopic, JSON.stringify(payload))) {
       this.droppedEvents += 1;
       this.droppedSinceConnect += 1;
     }

@@ -7,6 +7,7 @@ import { headerLines, subjectOf } from '../message/headers.js';
 import { isDiskFull } from '../spool/diskFull.js';
 import { getMessage, listMessages, messageHead, type LogEntry, type MessageSummary } from '../spool/log.js';
 import type { SpoolStore } from '../spool/store.js';
+import type { AuthLockouts } from '../status/lockouts.js';
 import type { StatusTracker } from '../status/tracker.js';
 import type { WebEnv } from './auth.js';
 
@@ -15,6 +16,7 @@ export interface ApiDeps {
   logger: Logger;
   spool: SpoolStore;
   status: StatusTracker;
+  lockouts?: AuthLockouts;
 }
 
 const STATES: MessageState[] = ['queued', 'delivering', 'delivered', 'deferred', 'failed', 'dropped'];
@@ -61,11 +63,12 @@ function wholeNumber(text: string | undefined, name: string, min: number, max: n
 
 /** The JSON routes of SPEC under /api, except the CSV log (csv.ts) and login (auth.ts). */
 export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
-  const { spool, status, config, logger } = deps;
+  const { spool, status, config, logger, lockouts } = deps;
   const db = spool.db;
   const api = new Hono<WebEnv>();
 
-  api.get('/status', (c) => c.json(status.snapshot()));
+  // auth_lockouts: client addresses locked out now after failed logins (SMTP AUTH, admin token).
+  api.get('/status', (c) => c.json({ ...status.snapshot(), auth_lockouts: lockouts?.active() ?? [] }));
 
   api.get('/messages', (c) => {
     const q = c.req.query();

@@ -1,7 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, Hono, MiddlewareHandler } from 'hono';
+import type { Logger } from 'pino';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { isLoopbackHost } from '../config/net.js';
+import type { RelayEvents } from '../events.js';
+import { AuthThrottle, secondsUntil, type ThrottleOptions } from '../throttle.js';
 
 /** How a request was let in: the bearer token, a console session cookie, or no token configured. */
 export type AuthKind = 'bearer' | 'session' | 'open';
@@ -11,8 +14,6 @@ export type WebEnv = { Variables: { auth: AuthKind }; Bindings: { incoming?: { s
 export const CSRF_HEADER = 'X-Relaybox-CSRF';
 const SESSION_TTL_MS = 12 * 3_600_000;
 const MAX_SESSIONS = 200;
-const LOGIN_FAILURES_PER_WINDOW = 10;
-const LOGIN_WINDOW_MS = 5 * 60_000;
 /** Routes anyone may call: the page shell and its static files carry no data; login needs none. */
 const PUBLIC = new Set(['/', '/healthz', '/api/login', '/api/logout', '/api/session']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -28,17 +29,21 @@ interface Session {
  * the server again). Cookie-authenticated writes must also carry the session's CSRF token in
  * `X-Relaybox-CSRF`. With no token (loopback only, enforced by the config) requests must name a
  * loopback Host, which defeats DNS rebinding, and browser writes must come from the same origin.
+ * Guessing the token is throttled per client address (src/throttle.ts): once locked out, every
+ * bearer request and login from the address gets 429 with Retry-After, right token or not.
  */
 export class WebAuth {
   private readonly tokenDigest: Buffer | null;
   private readonly sessions = new Map<string, Session>();
-  private readonly failures = new Map<string, { count: number; since: number }>();
+  private readonly throttle: AuthThrottle;
 
   constructor(
     token: string,
     private readonly cookieName: string,
+    private readonly options: { events?: RelayEvents; logger?: Logger; throttle?: ThrottleOptions } = {},
   ) {
     this.tokenDigest = token ? digest(token) : null;
+    this.throttle = new AuthThrottle(options.throttle);
   }
 
   get required(): boolean {
@@ -58,7 +63,11 @@ export class WebAuth {
       if (PUBLIC.has(path) || path.startsWith('/assets/')) return next();
       const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
       if (bearer !== undefined) {
-        if (!this.tokenMatches(bearer)) return unauthorized(c, 'wrong token');
+        const client = clientOf(c);
+        const locked = this.lockedOut(c, client);
+        if (locked) return locked;
+        if (!this.tokenMatches(bearer)) return this.failed(c, client) ?? unauthorized(c, 'wrong token');
+        this.throttle.succeeded(client);
         c.set('auth', 'bearer');
         return next();
       }
@@ -76,14 +85,12 @@ export class WebAuth {
   routes(app: Hono<WebEnv>): void {
     app.post('/api/login', async (c) => {
       if (!this.required) return c.json({ ok: true, required: false, csrf: '' });
-      const client = c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
-      if (this.throttled(client)) return c.json({ error: 'too many failed logins; wait a few minutes' }, 429, { 'Retry-After': '300' });
+      const client = clientOf(c);
+      const locked = this.lockedOut(c, client);
+      if (locked) return locked;
       const token = await submittedToken(c);
-      if (!token || !this.tokenMatches(token)) {
-        this.failed(client);
-        return c.json({ error: 'wrong token' }, 401);
-      }
-      this.failures.delete(client);
+      if (!token || !this.tokenMatches(token)) return this.failed(c, client) ?? c.json({ error: 'wrong token' }, 401);
+      this.throttle.succeeded(client);
       const [id, session] = this.createSession();
       setCookie(c, this.cookieName, id, { httpOnly: true, sameSite: 'Strict', path: '/', maxAge: SESSION_TTL_MS / 1000 });
       return c.json({ ok: true, required: true, csrf: session.csrf });
@@ -103,7 +110,7 @@ export class WebAuth {
 
   clear(): void {
     this.sessions.clear();
-    this.failures.clear();
+    this.throttle.clear();
   }
 
   private tokenMatches(candidate: string): boolean {
@@ -131,21 +138,33 @@ export class WebAuth {
     return [id, session];
   }
 
-  private throttled(client: string): boolean {
-    const f = this.failures.get(client);
-    if (!f) return false;
-    if (Date.now() - f.since > LOGIN_WINDOW_MS) {
-      this.failures.delete(client);
-      return false;
-    }
-    return f.count >= LOGIN_FAILURES_PER_WINDOW;
+  /** 429 with Retry-After while `client` is locked out; null when it may try. */
+  private lockedOut(c: Context<WebEnv>, client: string): Response | null {
+    const until = this.throttle.lockedUntil(client);
+    return until === null ? null : tooMany(c, until);
   }
 
-  private failed(client: string): void {
-    const f = this.failures.get(client);
-    if (f) f.count += 1;
-    else this.failures.set(client, { count: 1, since: Date.now() });
+  /** Counts a wrong token; the 429 when this one starts a lockout. */
+  private failed(c: Context<WebEnv>, client: string): Response | null {
+    const at = new Date();
+    const events = this.options.events;
+    events?.emit('auth', { event: 'auth_failed', service: 'http', client, at });
+    const lockout = this.throttle.failed(client);
+    if (!lockout) return null;
+    const until = new Date(lockout.until).toISOString();
+    this.options.logger?.warn({ address: client, failures: lockout.failures, lockout: lockout.strike, until }, 'http admin token locked out for this address: too many wrong tokens');
+    events?.emit('auth', { event: 'auth_locked', service: 'http', client, until: new Date(lockout.until), at });
+    return tooMany(c, lockout.until);
   }
+}
+
+function clientOf(c: Context<WebEnv>): string {
+  return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
+}
+
+function tooMany(c: Context<WebEnv>, until: number): Response {
+  const seconds = secondsUntil(until);
+  return c.json({ error: `too many wrong tokens from this address; try again in ${seconds} s` }, 429, { 'Retry-After': String(seconds) });
 }
 
 function digest(text: string): Buffer {

@@ -11,6 +11,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FeatureContext } from '../feature.js';
 import { spoolPath } from '../spool/db.js';
+import type { AuthLockouts } from '../status/lockouts.js';
 import type { RelayMetrics } from '../status/metrics.js';
 import { apiRoutes } from './api.js';
 import { WebAuth, type WebEnv } from './auth.js';
@@ -40,6 +41,8 @@ const SECURITY_HEADERS: Record<string, string> = {
 export interface ConsoleDeps {
   context: FeatureContext;
   metrics: RelayMetrics;
+  /** Addresses locked out after failed logins: /api/status lists them for the console. */
+  lockouts?: AuthLockouts;
   /** False once relaybox is stopping: /healthz says so. */
   running: () => boolean;
 }
@@ -56,7 +59,7 @@ export class ConsoleRoutes {
 
   constructor(private readonly deps: ConsoleDeps) {
     const { config } = deps.context;
-    this.auth = new WebAuth(config.http.admin_token, `relaybox_session_${config.http.listen.port}`);
+    this.auth = new WebAuth(config.http.admin_token, `relaybox_session_${config.http.listen.port}`, { events: deps.context.events, logger: deps.context.logger });
     this.listener = getRequestListener(this.app().fetch, { overrideGlobalObjects: false });
   }
 
@@ -88,7 +91,7 @@ export class ConsoleRoutes {
     app.get('/', (c) => this.asset(c.req.header('if-none-match'), 'index.html'));
     app.get('/assets/:name', (c) => this.asset(c.req.header('if-none-match'), c.req.param('name')));
     app.get('/api/log.csv', logCsv(config.data_dir));
-    app.route('/api', apiRoutes(this.deps.context));
+    app.route('/api', apiRoutes({ ...this.deps.context, lockouts: this.deps.lockouts }));
 
     app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
     app.onError((err, c) => {

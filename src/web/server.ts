@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { formatHostPort, type ListenAddress } from '../config/net.js';
 import type { Feature, FeatureContext } from '../feature.js';
+import { AuthLockouts } from '../status/lockouts.js';
 import { RelayMetrics } from '../status/metrics.js';
 import { VERSION } from '../version.js';
 import type { ConsoleRoutes } from './console.js';
@@ -17,11 +18,13 @@ export class WebConsole implements Feature {
   private bound: ListenAddress | undefined;
   private running = false;
   private readonly metrics: RelayMetrics;
+  private readonly lockouts: AuthLockouts;
   private routes: Promise<ConsoleRoutes> | undefined;
 
   constructor(private readonly context: FeatureContext) {
     const { config, events, status, spool } = context;
     this.metrics = new RelayMetrics({ events, status, db: spool.db, dataDir: config.data_dir, version: VERSION });
+    this.lockouts = new AuthLockouts(events);
   }
 
   /** Where the console actually listens (port 0 in tests becomes a real port); undefined until started. */
@@ -51,6 +54,7 @@ export class WebConsole implements Feature {
   async stop(): Promise<void> {
     this.running = false;
     this.metrics.close();
+    this.lockouts.close();
     void this.routes?.then((routes) => routes.close(), () => {});
     const server = this.server;
     if (!server) return;
@@ -61,7 +65,7 @@ export class WebConsole implements Feature {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    this.routes ??= import('./console.js').then(({ ConsoleRoutes }) => new ConsoleRoutes({ context: this.context, metrics: this.metrics, running: () => this.running }));
+    this.routes ??= import('./console.js').then(({ ConsoleRoutes }) => new ConsoleRoutes({ context: this.context, metrics: this.metrics, lockouts: this.lockouts, running: () => this.running }));
     this.routes.then(
       (routes) => routes.listener(req, res),
       (err: unknown) => {

@@ -132,6 +132,8 @@ async function refreshStatus() {
     ),
   );
   clear($('#upstreams')).append(...items);
+  const lockouts = (s.auth_lockouts ?? []).map((l) => h('li', { className: 'lockout' }, t('lockout.line', { client: l.client, service: l.service === 'smtp' ? 'SMTP AUTH' : 'admin token', until: time(l.until) })));
+  clear($('#lockouts')).append(...lockouts);
 }
 
 // --- the message list ---------------------------------------------------------------------
