@@ -6,8 +6,9 @@ import { DueQueue } from './dueQueue.js';
 import { isDiskFull, LeftoverBodies, makeRoom, retryWhileFull } from './diskFull.js';
 import { pruneFinished, recoverInterrupted } from './maintenance.js';
 import { GroupCommit } from './groupCommit.js';
+import { writeOutcome } from './outcome.js';
 import { SpoolRows, type Row } from './rows.js';
-import type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
+import type { AcceptedMessage, ClaimedMessage, DeliveryOutcome } from './types.js';
 
 export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
 
@@ -175,7 +176,7 @@ export class SpoolStore {
     this.settling.add(id);
     let events: MessageEvent[] | undefined;
     try {
-      events = await retryWhileFull(() => this.commits.lazy(() => this.writeOutcome(id, outcome, Date.now())), {
+      events = await retryWhileFull(() => this.commits.lazy(() => writeOutcome(this.rows, { id, outcome, now: Date.now() })), {
         stopped: () => this.closed,
         onFull: () => this.outcomeWaits(id),
       });
@@ -203,33 +204,6 @@ export class SpoolStore {
   /** Delivery gave up on a message without an outcome: it waits, `delivering`, for the next start. */
   release(id: number): void {
     this.claimed.delete(id);
-  }
-
-  private writeOutcome(id: number, outcome: DeliveryOutcome, now: number): MessageEvent[] {
-    const setRcpt = this.rows.sql(`UPDATE recipients SET state = ?, upstream = ?, reply = ? WHERE message_id = ? AND rcpt = ? AND state = 'pending'`);
-    const events: MessageEvent[] = [];
-    let last: AttemptRecord | undefined;
-    outcome.records.forEach((r, i) => {
-      if (r.event !== 'deferred') for (const rcpt of r.recipients) setRcpt.run(r.event, r.upstream, r.reply, id, rcpt);
-      this.rows.appendLog(id, now, r.event, r.upstream, r.recipients, r.reply, r.durationMs);
-      // A deferral that a later upstream in the same round settled is an attempt, not a state change.
-      const settledLater = r.event === 'deferred' && outcome.records.slice(i + 1).some((l) => l.recipients.some((x) => r.recipients.includes(x)));
-      if (!settledLater) events.push({ id, event: r.event, upstream: r.upstream, reply: r.reply, recipients: r.recipients, at: new Date(now), durationMs: r.durationMs });
-      last = r;
-    });
-    const counts = this.rows.sql(`SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM recipients WHERE message_id = ?`)
-      .get(id) as Row;
-    const current = this.rows.stateOf(id);
-    // Dropped by a person while in flight: keep the log of the attempt, but the drop stands.
-    if (current === 'dropped') return events;
-    const state = counts.pending > 0 ? 'deferred' : counts.failed > 0 ? 'failed' : 'delivered';
-    this.rows.sql(
-        `UPDATE messages SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_reply = coalesce(?, last_reply),
-           upstream = coalesce(?, upstream), updated_at = ? WHERE id = ?`,
-      )
-      .run(state, state === 'deferred' ? outcome.retryAt : null, last?.reply ?? null, last?.upstream ?? null, now, id);
-    if (state === 'delivered') this.rows.deleteBody(id);
-    return events;
   }
 
   /** Makes a failed or deferred message due now; its failed recipients are tried again. */
