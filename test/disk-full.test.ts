@@ -159,6 +159,9 @@ describe.skipIf(!isRoot)('a full disk (data_dir on a 20 MB tmpfs)', () => {
     });
     expect(api.status).toBe(503); // the webhook route refuses like SMTP does
     expect(api.headers.get('retry-after')).toBe('60');
+    const metrics = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
+    expect(metrics).toMatch(/^relaybox_accepting_mail 0$/m);
+    expect(Number(/^relaybox_disk_free_bytes (\d+)$/m.exec(metrics)?.[1])).toBeLessThan(2 * MB);
     const degraded = await watcher.waitFor((w) => mqttStatus(w)?.disk?.accepting === false && mqttStatus(w), 10_000, 'MQTT status: disk full');
     // `down` once the away upstream's failures are seen (it outranks `degraded`); the disk says why mail is refused.
     expect(degraded).toMatchObject({ state: expect.stringMatching(/^(degraded|down)$/), disk: { free_bytes: expect.any(Number), min_free_bytes: 2 * MB, reason: expect.stringMatching(/MB free/) } });

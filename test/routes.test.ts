@@ -30,6 +30,14 @@ describe('routes config', () => {
     expect(config.routes).toEqual([{ match: { from: '*@sensors.example.com' }, upstreams: ['provider', 'google'] }]);
   });
 
+  it('compares a Unicode domain in a pattern the way envelopes carry it (ASCII)', () => {
+    const routes = [{ match: { to: '*@bücher.example' }, upstreams: ['provider'] }];
+    const config = validateConfig(relayConfig(tempDir(), { upstreams, routes }));
+    expect(config.routes![0]!.match.to).toBe('*@xn--bcher-kva.example');
+    const router = new Router(config.routes!, [fake('google'), fake('provider')]);
+    expect(router.plan('scanner@example.com', ['a@xn--bcher-kva.example']).map((g) => g.upstreams.map((u) => u.name))).toEqual([['provider']]);
+  });
+
   it('names the key of an upstream that does not exist', () => {
     const routes = [{ match: { to: '*@example.com' }, upstreams: ['google', 'foo'] }];
     expect(problems(relayConfig(tempDir(), { upstreams, routes }))).toEqual(['routes[0].upstreams[1]: no upstream named "foo" (have: google, provider)']);

@@ -39,9 +39,11 @@ export async function startRelaybox({ sinkPort, concurrency = 4, tmpRoot = tmpdi
   const dataDir = join(dir, 'spool');
   const configPath = join(dir, 'relaybox.yaml');
   writeFileSync(configPath, configYaml({ port, sinkPort, dataDir, concurrency }));
-  // As the packaged service runs it (deploy/relaybox.sh): a small young generation.
+  // As the packaged service runs it (deploy/relaybox.sh): a small young generation, and glibc
+  // giving blocks of 32 KiB and more back to the system when they are freed.
   const argv = [...wrap, process.execPath, '--max-semi-space-size=1', ...nodeArgs, CLI, 'serve', '--config', configPath];
-  const child = spawn(argv[0], argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '32768' };
+  const child = spawn(argv[0], argv.slice(1), { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logPath = join(dir, 'relaybox.log');
   const out = createWriteStream(logPath);
   child.stdout.pipe(out);

@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import { z } from 'zod';
 
 /**
@@ -5,7 +6,11 @@ import { z } from 'zod';
  * address, case-insensitively (`*@sensors.example.com`). Angle brackets and spaces are refused
  * because an address in an envelope never has them, so such a pattern could never match.
  */
-const addressGlob = z.string().regex(/^[^\s<>]+$/, 'expected an address pattern like *@sensors.example.com');
+const addressGlob = z
+  .string()
+  .regex(/^[^\s<>]+$/, 'expected an address pattern like *@sensors.example.com')
+  // Envelopes carry IDN domains as ASCII (src/ingress/addresses.ts): a pattern's Unicode domain is compared in that form.
+  .transform((glob) => glob.replace(/@([^@*?]*[^\x00-\x7f][^@*?]*)$/, (whole, domain: string) => `@${domainToASCII(domain) || domain}`));
 
 export const routeRule = z.strictObject({
   /** Both given: both must match. `{}` matches every message (a catch-all rule). */

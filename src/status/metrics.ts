@@ -91,6 +91,25 @@ export class RelayMetrics {
       },
     });
 
+    new Gauge({
+      name: 'relaybox_disk_free_bytes',
+      help: 'Free space for the spool (data_dir): what the filesystem offers, plus pages the spool freed',
+      registers,
+      collect() {
+        const disk = status.disk();
+        if (disk) this.set(disk.free_bytes);
+      },
+    });
+    new Gauge({
+      name: 'relaybox_accepting_mail',
+      help: '1 while new mail is taken; 0 while free space is below smtp.min_free_bytes (452 4.3.1)',
+      registers,
+      collect() {
+        const disk = status.disk();
+        this.set(disk && !disk.accepting ? 0 : 1);
+      },
+    });
+
     const accepted = new Counter({ name: 'relaybox_messages_accepted_total', help: 'Messages accepted into the spool (SMTP, API, alerts)', registers });
     const outcome = (name: string, help: string) => new Counter({ name, help, labelNames: ['upstream'], registers });
     const delivered = outcome('relaybox_messages_delivered_total', 'Deliveries that succeeded (one per message and upstream answer)');

@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
+import { canonicalDomain } from '../config/domains.js';
 import type { Config } from '../config/schema.js';
 import type { MessageState } from '../events.js';
 import { headerLines, subjectOf } from '../message/headers.js';
@@ -142,7 +143,7 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
       if (typeof parsed === 'string') return badRequest(c, parsed);
       const { to, subject, text } = parsed;
       const allowed = config.smtp.allow_recipient_domains;
-      const denied = to.find((rcpt) => allowed.length > 0 && !allowed.includes(rcpt.slice(rcpt.lastIndexOf('@') + 1).toLowerCase()));
+      const denied = to.find((rcpt) => allowed.length > 0 && !allowed.includes(canonicalDomain(rcpt.slice(rcpt.lastIndexOf('@') + 1)) ?? ''));
       if (denied) return badRequest(c, `to: relaying to ${denied} denied (not in smtp.allow_recipient_domains)`);
       const from = parsed.from ?? `relaybox@${config.hostname}`;
       // Like SMTP's 452 4.3.1: no new mail while the disk is nearly full (smtp.min_free_bytes).
