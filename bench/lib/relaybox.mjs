@@ -42,7 +42,9 @@ export async function startRelaybox({ sinkPort, concurrency = 4, tmpRoot = tmpdi
   // As the packaged service runs it (deploy/relaybox.sh): a small young generation, and glibc
   // giving blocks of 32 KiB and more back to the system when they are freed.
   const argv = [...wrap, process.execPath, '--max-semi-space-size=1', ...nodeArgs, CLI, 'serve', '--config', configPath];
+  // MALLOC_MMAP_THRESHOLD_=default measures glibc's own behaviour instead.
   const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '32768' };
+  if (env.MALLOC_MMAP_THRESHOLD_ === 'default') delete env.MALLOC_MMAP_THRESHOLD_;
   const child = spawn(argv[0], argv.slice(1), { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logPath = join(dir, 'relaybox.log');
   const out = createWriteStream(logPath);

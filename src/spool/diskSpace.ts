@@ -10,6 +10,8 @@ const MB = 1024 * 1024;
 const WATCH_MS = 5_000;
 /** After a write failed for want of space, mail is refused at least this long (no retry storm). */
 const HOLD_AFTER_FULL_MS = 5_000;
+/** Free space this many times min_free_bytes needs no second look (freed pages, the WAL) per message. */
+const AMPLE_FACTOR = 2;
 /** Once refusing, mail is taken again only above min_free by this share: no flapping at the edge. */
 const RESUME_MARGIN = 0.1;
 
@@ -78,11 +80,12 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
   }
 
   /**
-   * The state now: statfs and a pragma cost microseconds, so each MAIL FROM looks afresh (a cached
-   * figure let a burst of scans overshoot min_free, or miss a disk filled a moment ago).
+   * The state now: each MAIL FROM looks afresh (a cached figure let a burst of scans overshoot
+   * min_free, or miss a disk filled a moment ago). While the filesystem alone has ample room that
+   * is one statfs; the spool's freed pages are counted only when they could matter.
    */
   current(): DiskStatus {
-    this.refresh();
+    this.refresh({ quick: true });
     return this.status;
   }
 
@@ -99,15 +102,17 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
     this.refresh();
   }
 
-  private refresh(): void {
+  /** `quick`: a look for one MAIL FROM, which skips the extras while the filesystem has ample room. */
+  private refresh(options: { quick?: boolean } = {}): void {
     const now = Date.now();
     let free: number;
     try {
       const fs = statfsSync(this.options.dataDir);
       const fsFree = fs.bavail * fs.bsize;
+      const ample = options.quick && this.status.accepting && fsFree >= AMPLE_FACTOR * this.minFreeBytes;
       // Freed pages take new mail only while the write-ahead log (reused from its start after each
       // checkpoint, ~1 MB between them) has room to carry it there.
-      free = fsFree + (fsFree + this.walBytes() >= this.reserveBytes ? this.reusableBytes() : 0);
+      free = ample ? fsFree : fsFree + (fsFree + this.walBytes() >= this.reserveBytes ? this.reusableBytes() : 0);
     } catch (err) {
       this.options.logger.debug({ err }, 'cannot read the free space of data_dir');
       return;
@@ -123,7 +128,7 @@ export class DiskSpace extends EventEmitter<{ change: [DiskStatus] }> {
         : `only ${mb(free)} free in ${this.options.dataDir} (smtp.min_free_bytes: ${mb(this.minFreeBytes)})`;
     this.status = { free_bytes: free, min_free_bytes: this.minFreeBytes, accepting, reason };
     // Given up on a full disk (reserve.ts): made again once it does not take the room mail needs.
-    if (accepting && free - this.reserveBytes >= this.minFreeBytes && reserveSize(this.options.dataDir) < this.reserveBytes) {
+    if (!options.quick && accepting && free - this.reserveBytes >= this.minFreeBytes && reserveSize(this.options.dataDir) < this.reserveBytes) {
       makeReserve(this.options.dataDir, this.reserveBytes);
     }
     if (was.accepting === accepting) return;
