@@ -19,6 +19,8 @@ export interface ThrottleOptions {
 /** A lockout that has just begun. */
 export interface Lockout {
   client: string;
+  /** The failure that started it (ms since the epoch). */
+  at: number;
   /** When the address may try again (ms since the epoch). */
   until: number;
   /** Failures in the window that led to it. */
@@ -81,7 +83,7 @@ export class AuthThrottle {
     record.lockedUntil = now + Math.min(maxLockoutMs, firstLockoutMs * 2 ** (record.strikes - 1));
     // A new lockout needs a full set of new failures after it ends.
     record.failures = [];
-    return { client, until: record.lockedUntil, failures, strike: record.strikes };
+    return { client, at: now, until: record.lockedUntil, failures, strike: record.strikes };
   }
 
   /** A good login: the address starts again from nothing. */

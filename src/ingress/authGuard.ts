@@ -35,7 +35,7 @@ export class SmtpAuthGuard {
       { address, failures: lockout.failures, lockout: lockout.strike, until: until.toISOString() },
       'smtp authentication locked out for this address: too many failed logins',
     );
-    this.options.events?.emit('auth', { event: 'auth_locked', service: 'smtp', client: address, until, at });
+    this.options.events?.emit('auth', { event: 'auth_locked', service: 'smtp', client: address, until, at: new Date(lockout.at) });
     return smtpError(421, REPLY.authLocked(secondsUntil(lockout.until)));
   }
 

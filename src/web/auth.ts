@@ -153,7 +153,7 @@ export class WebAuth {
     if (!lockout) return null;
     const until = new Date(lockout.until).toISOString();
     this.options.logger?.warn({ address: client, failures: lockout.failures, lockout: lockout.strike, until }, 'http admin token locked out for this address: too many wrong tokens');
-    events?.emit('auth', { event: 'auth_locked', service: 'http', client, until: new Date(lockout.until), at });
+    events?.emit('auth', { event: 'auth_locked', service: 'http', client, until: new Date(lockout.until), at: new Date(lockout.at) });
     return tooMany(c, lockout.until);
   }
 }
