@@ -27,6 +27,17 @@ describe('quota and problem upstreams', () => {
     expect(app.status.snapshot().upstreams.google).toMatchObject({ state: 'quota', last_error: expect.stringMatching(/^550 5\.4\.5 Daily SMTP relay limit/) });
   });
 
+  it("holds Microsoft 365 at its daily recipient limit instead of failing the mail", async () => {
+    const m365 = await TestUpstream.start();
+    m365.failData(554, '5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception');
+    const backup = await TestUpstream.start();
+    const { app, port } = await startRelay(relayConfig(tempDir(), { upstreams: [smtp('m365', m365.port), smtp('backup', backup.port)] }));
+    await sendMail(port, { to: ['a@example.com'] });
+    await backup.waitForMessages(1);
+    await waitFor(() => listMessages(app.spool.db).every((m) => m.state === 'delivered'));
+    expect(app.status.snapshot().upstreams.m365).toMatchObject({ state: 'quota', last_error: expect.stringMatching(/SubmissionQuotaExceededException/) });
+  });
+
   it('keeps mail for a lone upstream at its quota until the hold ends, instead of failing it', async () => {
     const limited = await TestUpstream.start();
     limited.failData(550, '5.7.1 Daily SMTP relay limit exceeded for customer');

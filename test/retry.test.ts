@@ -17,6 +17,7 @@ describe('reply classes', () => {
     [450, '450 4.2.1 Peak SMTP relay limit exceeded', 'rcpt', 'temporary'],
     [550, '550 5.4.5 Daily SMTP relay limit exceeded for user', 'rcpt', 'temporary'],
     [550, '550 5.7.1 Daily SMTP relay limit exceeded for customer', 'mail', 'temporary'],
+    [554, '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception', 'data', 'temporary'],
     [550, '550 5.1.1 The email account that you tried to reach does not exist', 'rcpt', 'permanent'],
     [550, '550 5.7.1 [203.0.113.5] Messages missing a valid Message-ID header are not accepted', 'data', 'permanent'],
     [554, '554 5.6.0 Message is malformed', 'data', 'permanent'],

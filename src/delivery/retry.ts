@@ -9,11 +9,13 @@ export function enhancedStatus(reply: string): string | null {
 }
 
 /**
- * Google answers its daily relay limits with 5xx, but they mean "quota", not "this message is
- * bad": hold the mail until the window passes instead of failing it (REFERENCE.md).
+ * Google answers its daily relay limits with 5xx, Microsoft 365 its 10,000 recipients a day with
+ * `554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException`; they mean "quota",
+ * not "this message is bad": hold the mail until the window passes instead of failing it
+ * (REFERENCE.md).
  */
 export function isQuotaReply(reply: string): boolean {
-  return /daily (smtp )?(relay )?limit|sending limit exceeded|quota exceeded/i.test(reply) || enhancedStatus(reply) === '5.4.5';
+  return /daily (smtp )?(relay )?limit|sending limit exceeded|quota ?exceeded/i.test(reply) || enhancedStatus(reply) === '5.4.5';
 }
 
 const UPSTREAM_PHASES: ReadonlySet<SendPhase> = new Set(['connect', 'tls', 'greeting', 'ehlo', 'auth']);
