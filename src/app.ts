@@ -8,7 +8,7 @@ import { isDiskFull, openSpoolMakingRoom } from './spool/diskFull.js';
 import { DiskSpace } from './spool/diskSpace.js';
 import { SpoolStore } from './spool/store.js';
 import type { Feature, FeatureContext } from './feature.js';
-import { StatusTracker } from './status/tracker.js';
+import { StatusTracker } from './health/tracker.js';
 import { VERSION } from './version.js';
 import type { WebConsole } from './web/server.js';
 
@@ -47,6 +47,9 @@ export class RelayApp {
     const disk = new DiskSpace({ dataDir: config.data_dir, db, minFreeBytes: config.smtp.min_free_bytes, maxMessageBytes: config.smtp.max_message_bytes, logger });
     const recovered = spool.recoverInterrupted();
     if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
+    // Before delivery starts: the totals it remembers count the log up to here, events the rest.
+    const upstreamNames = config.upstreams.map((u) => u.name);
+    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk });
     // Mail committed here is handed to the delivery thread from memory, not read back.
     const delivery = new DeliveryThread({ config, logger, events, nextDueAt: () => spool.nextDueAt(), onCrash: (err) => crashed(logger, err) });
     try {
@@ -57,8 +60,6 @@ export class RelayApp {
     }
     // The delivery thread starts while the device is still sending, not after its 250.
     const ingress = new SmtpIngress({ config, spool, logger, events, onTransaction: () => delivery.expectMail(), diskSpace: disk });
-    const upstreamNames = config.upstreams.map((u) => u.name);
-    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk });
     const features = await createFeatures({ config, logger, events, spool, status });
     const app = new RelayApp({ config, logger, events, spool, delivery, ingress, status, features, disk });
     disk.start();
@@ -103,7 +104,7 @@ export class RelayApp {
   /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      const { ingress, delivery, spool, config, logger, features, disk } = this.parts;
+      const { ingress, delivery, spool, config, logger, features, disk, status } = this.parts;
       clearTimeout(this.pruneTimer);
       disk.stop();
       await ingress.stop();
@@ -111,6 +112,7 @@ export class RelayApp {
         await feature.stop().catch((err: unknown) => logger.error({ err, feature: feature.name }, 'feature did not stop cleanly'));
       }
       await delivery.stop(config.delivery.shutdown_grace);
+      status.stop();
       spool.close();
       logger.info('relaybox stopped');
     })();

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import type { RelayEvents } from './events.js';
 import type { SpoolStore } from './spool/store.js';
-import type { StatusTracker } from './status/tracker.js';
+import type { StatusTracker } from './health/tracker.js';
 
 /** What an optional part of the service (MQTT, web console, …) is given; it only listens and reads. */
 export interface FeatureContext {

@@ -10,7 +10,7 @@ import { RelayEvents, type MessageEvent } from '../src/events.js';
 import { openSpool } from '../src/spool/db.js';
 import { getMessage } from '../src/spool/log.js';
 import { SpoolStore } from '../src/spool/store.js';
-import { StatusTracker } from '../src/status/tracker.js';
+import { StatusTracker } from '../src/health/tracker.js';
 import { createUpstreams } from '../src/upstreams/registry.js';
 import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
 import { TestUpstream } from './helpers/testUpstream.js';

@@ -8,7 +8,7 @@ import { openSpool } from '../src/spool/db.js';
 import { SpoolStore } from '../src/spool/store.js';
 import { MqttStatus } from '../src/status/mqtt.js';
 import { BrokerConnection } from '../src/status/mqttClient.js';
-import { StatusTracker } from '../src/status/tracker.js';
+import { StatusTracker } from '../src/health/tracker.js';
 import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
 import { Mosquitto, Watcher } from './helpers/mosquitto.js';
 import { certificate, TestUpstream } from './helpers/testUpstream.js';

@@ -82,6 +82,14 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX alert_held_window ON alert_held (rule, topic);
   `,
+  `
+  -- What the status remembers across a restart (spool/statusMemory.ts): the delivered and failed
+  -- totals as counted up to a log row, and each upstream's last known health. Written rarely.
+  CREATE TABLE status_memory (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL                        -- JSON
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

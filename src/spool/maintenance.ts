@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { SpoolDb } from './db.js';
 import { isDiskFull, makeRoom } from './diskFull.js';
 import type { SpoolRows } from './rows.js';
+import { StatusMemory } from './statusMemory.js';
 
 /**
  * At start: messages a crash left `delivering` are due again, and bodies that never got their
@@ -40,6 +41,8 @@ function recover(db: SpoolDb, rows: SpoolRows): number {
 export function pruneFinished(db: SpoolDb, rows: SpoolRows, before: number): number {
   return db.transaction(() => {
     const ids = db.prepare(`SELECT id FROM messages WHERE updated_at < ? AND state IN ('delivered', 'failed', 'dropped')`).pluck().all(before) as number[];
+    // The totals are counted from the log: count what is about to go first.
+    if (ids.length > 0) new StatusMemory(db).catchUpTotals();
     const dropRecipients = db.prepare(`DELETE FROM recipients WHERE message_id = ?`);
     const dropMessage = db.prepare(`DELETE FROM messages WHERE id = ?`);
     for (const id of ids) {

@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { AuthEvent, MessageEvent, RelayEvents } from '../events.js';
 import { spoolPath, type SpoolDb } from '../spool/db.js';
 import { queueCounts } from '../spool/log.js';
-import type { StatusTracker, UpstreamState } from './tracker.js';
+import type { StatusTracker, UpstreamState } from '../health/tracker.js';
 
 const UPSTREAM_STATES: UpstreamState[] = ['unknown', 'ok', 'down', 'auth_failed', 'quota', 'ehlo_rejected'];
 const WAITING_STATES = ['queued', 'delivering', 'deferred', 'failed'] as const;

@@ -9,7 +9,7 @@ import { isDiskFull } from '../spool/diskFull.js';
 import { getMessage, listMessages, messageHead, type LogEntry, type MessageSummary } from '../spool/log.js';
 import type { SpoolStore } from '../spool/store.js';
 import type { AuthLockouts } from '../status/lockouts.js';
-import type { StatusTracker } from '../status/tracker.js';
+import type { StatusTracker } from '../health/tracker.js';
 import type { WebEnv } from './auth.js';
 
 export interface ApiDeps {

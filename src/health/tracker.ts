@@ -3,6 +3,7 @@ import type { RelayEvents, UpstreamEvent } from '../events.js';
 import type { SpoolDb } from '../spool/db.js';
 import type { DiskSpace, DiskStatus } from '../spool/diskSpace.js';
 import { queueCounts } from '../spool/log.js';
+import { StatusMemory } from '../spool/statusMemory.js';
 
 export type UpstreamState = 'unknown' | 'ok' | 'down' | 'auth_failed' | 'quota' | 'clock' | 'ehlo_rejected';
 
@@ -20,6 +21,7 @@ export interface StatusSnapshot {
   state: 'ok' | 'degraded' | 'down';
   queue: { queued: number; deferred: number; failed: number; oldest_age_s: number };
   upstreams: Record<string, UpstreamStatus>;
+  /** Final recipients since the spool was created (a restart keeps them). */
   delivered_total: number;
   failed_total: number;
   version: string;
@@ -28,22 +30,51 @@ export interface StatusSnapshot {
   disk?: DiskStatus;
 }
 
+/** A state or error change is stored this soon; only a change of last success waits for the hour. */
+const SAVE_AFTER_MS = 1_000;
+const SAVE_SUCCESS_EVERY_MS = 3_600_000;
+
+export interface StatusTrackerOptions {
+  events: RelayEvents;
+  db: SpoolDb;
+  upstreams: string[];
+  version: string;
+  disk?: DiskSpace;
+}
+
 /**
- * Keeps what the spool can't tell cheaply — each upstream's last success and error, totals since
- * start — by listening to the event bus, and announces `change` whenever a snapshot would differ.
- * Consumers throttle as they need (MQTT: at most once a second).
+ * Keeps what the spool can't tell cheaply — each upstream's last success and error, the totals —
+ * by listening to the event bus, and announces `change` whenever a snapshot would differ.
+ * Consumers throttle as they need (MQTT: at most once a second). Both survive a restart: they
+ * start from the spool's memory (spool/statusMemory.ts) and are stored back when they change.
+ * Build it before delivery starts, so that every outcome after its count arrives as an event.
  */
 export class StatusTracker extends EventEmitter<{ change: [] }> {
   private readonly upstreams = new Map<string, UpstreamStatus>();
-  private delivered = 0;
-  private failed = 0;
+  private delivered: number;
+  private failed: number;
   private readonly startedAt = Date.now();
+  private readonly memory: StatusMemory;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private saveDueAt = 0;
+  private lastSaved = Date.now();
 
-  constructor(
-    private readonly options: { events: RelayEvents; db: SpoolDb; upstreams: string[]; version: string; disk?: DiskSpace },
-  ) {
+  constructor(private readonly options: StatusTrackerOptions) {
     super();
-    for (const name of options.upstreams) this.upstreams.set(name, { state: 'unknown', last_ok: null, last_error: null, last_error_at: null, next_probe_at: null });
+    this.memory = new StatusMemory(options.db);
+    ({ delivered: this.delivered, failed: this.failed } = this.memory.catchUpTotals());
+    const remembered = this.memory.upstreams();
+    for (const name of options.upstreams) {
+      const known = remembered[name];
+      this.upstreams.set(name, {
+        state: known && isUpstreamState(known.state) ? known.state : 'unknown',
+        last_ok: known?.last_ok ?? null,
+        last_error: known?.last_error ?? null,
+        last_error_at: known?.last_error_at ?? null,
+        // The delivery thread's breakers start closed after a restart.
+        next_probe_at: null,
+      });
+    }
     options.events.on('upstream', (e) => this.onUpstream(e));
     options.events.on('message', (e) => {
       if (e.event === 'delivered') this.delivered += e.recipients.length;
@@ -52,6 +83,13 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     });
     options.events.on('due', () => this.emit('change'));
     options.disk?.on('change', () => this.emit('change'));
+  }
+
+  /** Stores what is not stored yet; call before the spool closes. */
+  stop(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    this.save();
   }
 
   get deliveredTotal(): number {
@@ -99,7 +137,37 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     this.upstreams.set(e.upstream, next);
     const changed = next.state !== current.state || next.last_error !== current.last_error || next.next_probe_at !== current.next_probe_at;
     if (changed || e.ok) this.emit('change');
+    if (next.state !== current.state || next.last_error !== current.last_error) this.saveSoon(SAVE_AFTER_MS);
+    else if (next.last_ok !== current.last_ok) this.saveSoon(Math.max(SAVE_AFTER_MS, this.lastSaved + SAVE_SUCCESS_EVERY_MS - Date.now()));
   }
+
+  private saveSoon(delayMs: number): void {
+    const dueAt = Date.now() + delayMs;
+    if (this.saveTimer && this.saveDueAt <= dueAt) return;
+    clearTimeout(this.saveTimer);
+    this.saveDueAt = dueAt;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.save();
+    }, delayMs);
+    this.saveTimer.unref();
+  }
+
+  private save(): void {
+    const upstreams = Object.fromEntries([...this.upstreams].map(([name, u]) => [name, { state: u.state, last_ok: u.last_ok, last_error: u.last_error, last_error_at: u.last_error_at }]));
+    try {
+      this.memory.saveUpstreams(upstreams);
+      this.lastSaved = Date.now();
+    } catch {
+      // A full disk or a closed spool: what is shown stays right; the next change tries again.
+    }
+  }
+}
+
+const STATES: ReadonlySet<string> = new Set<UpstreamState>(['unknown', 'ok', 'down', 'auth_failed', 'quota', 'clock', 'ehlo_rejected']);
+
+function isUpstreamState(state: string): state is UpstreamState {
+  return STATES.has(state);
 }
 
 const FAILING: ReadonlySet<UpstreamState> = new Set(['down', 'auth_failed', 'quota', 'clock', 'ehlo_rejected']);
