@@ -91,7 +91,11 @@ describe('relaybox CLI', () => {
 
     const json = (await runCli(['log', 'export', '--format', 'json', '--config', file])).stdout.trim().split('\n').map((l) => JSON.parse(l));
     expect(json.filter((r) => r.event === 'accepted').map((r) => r.subject)).toEqual(subjects);
-  });
+    // CSV times are wall-clock times a spreadsheet takes as dates; JSON keeps UTC ISO 8601.
+    const utc = parseCsv((await runCli(['log', 'export', '--tz', 'UTC', '--config', file])).stdout, { columns: true }) as Record<string, string>[];
+    expect(utc[0]).toMatchObject({ time: json[0].time.replace('T', ' ').replace('Z', ''), utc_offset: '+00:00' });
+    expect(await runCli(['log', 'export', '--tz', 'Mars/Base', '--config', file])).toMatchObject({ code: 2, stderr: expect.stringContaining('--tz: unknown time zone "Mars/Base"') });
+  }, 120_000);
 
   it('drops a waiting message', async () => {
     const dir = tempDir();

@@ -1,7 +1,8 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import type { RelayApp } from '../src/app.js';
-import { LOG_COLUMNS, logRecord } from '../src/spool/log.js';
+import { CSV_COLUMNS, csvRecord } from '../src/spool/log.js';
+import { localTimeFormatter } from '../src/spool/logTime.js';
 import { exportLog, listMessages } from '../src/spool/log.js';
 import { relayConfig, startRelay, waitFor } from './helpers/relay.js';
 import { tempDir } from './helpers/tmp.js';
@@ -40,16 +41,38 @@ describe('GET /api/log.csv', () => {
     expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="relaybox-log-\d{8}-\d{4}\.csv"$/);
     expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
     const text = bytes.toString('utf8');
-    expect(text.slice(1, text.indexOf('\r\n'))).toBe(LOG_COLUMNS.join(','));
+    expect(text.slice(1, text.indexOf('\r\n'))).toBe(CSV_COLUMNS.join(','));
 
     const rows = parseCsv(bytes, { bom: true, columns: true, record_delimiter: '\r\n' }) as Record<string, string>[];
     const expected = [...exportLog(app.spool.db)].map((r) =>
-      Object.fromEntries(Object.entries(logRecord(r)).map(([k, v]) => [k, v === null ? '' : String(v)])),
+      Object.fromEntries(Object.entries(csvRecord(r, localTimeFormatter())).map(([k, v]) => [k, v === null ? '' : String(v)])),
     );
     expect(expected).toHaveLength(subjects.length * 2); // accepted + delivered each
     expect(rows).toEqual(expected);
     expect(rows.filter((r) => r.event === 'accepted').map((r) => r.subject)).toEqual(subjects);
     expect(rows[0]).toMatchObject({ id: expect.stringMatching(/^\d+$/), event: 'accepted', from: 'dev0@example.com', to: 'a0@example.com b@example.com' });
+  });
+
+  it('writes times as a spreadsheet reads a date, in the box zone or the one asked for, with the offset beside', async () => {
+    const { app } = await startRelay(relayConfig(tempDir(), { http: { admin_token: TOKEN } }));
+    await spoolMessage(app, 'mfp@example.com', ['x@example.com'], 'scan');
+    await waitFor(() => listMessages(app.spool.db, { status: 'delivered' }).length === 1);
+    const at = [...exportLog(app.spool.db)][0]!.at;
+    const first = async (query: string) => (parseCsv((await download(app, query)).bytes, { bom: true, columns: true }) as Record<string, string>[])[0]!;
+
+    const tokyo = await first('?tz=Asia/Tokyo');
+    expect(tokyo.time).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+    expect(tokyo.utc_offset).toBe('+09:00');
+    // The wall-clock time minus its offset is the instant the log holds (to the second).
+    expect(Date.parse(`${tokyo.time.replace(' ', 'T')}+09:00`)).toBe(Math.floor(at / 1000) * 1000);
+    const utc = await first('?tz=UTC');
+    expect(utc).toMatchObject({ time: new Date(Math.floor(at / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19), utc_offset: '+00:00' });
+    // Without tz: the zone of the box (the process's TZ), which the console shows too.
+    expect((await first('')).time).toBe(localTimeFormatter()(at).time);
+
+    const { res, bytes } = await download(app, '?tz=Mars/Olympus_Mons');
+    expect(res.status).toBe(400);
+    expect(JSON.parse(bytes.toString()).error).toMatch(/^tz: unknown time zone "Mars\/Olympus_Mons"/);
   });
 
   it('keeps to the time range, defuses spreadsheet formulas, and explains a bad range', async () => {

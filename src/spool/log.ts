@@ -1,4 +1,5 @@
 import type { SpoolDb } from './db.js';
+import type { LocalTime } from './logTime.js';
 import type { MessageState } from '../events.js';
 import type { Row } from './rows.js';
 
@@ -174,6 +175,8 @@ export function queueCounts(db: SpoolDb, now = Date.now()): QueueCounts {
 
 /** The columns of the exported log (CLI and web CSV alike), in order. */
 export const LOG_COLUMNS = ['time', 'id', 'event', 'from', 'to', 'subject', 'size', 'upstream', 'reply', 'duration_ms'] as const;
+/** The CSV's columns: the time is local (logTime.ts), its offset beside it. */
+export const CSV_COLUMNS = ['time', 'utc_offset', ...LOG_COLUMNS.slice(1)] as const;
 
 export function logRecord(r: LogExportRow): Record<(typeof LOG_COLUMNS)[number], string | number | null> {
   return {
@@ -188,4 +191,9 @@ export function logRecord(r: LogExportRow): Record<(typeof LOG_COLUMNS)[number],
     reply: r.reply,
     duration_ms: r.durationMs,
   };
+}
+
+/** A row for a spreadsheet: `time` in local wall-clock form (see localTimeFormatter), `utc_offset` beside it. */
+export function csvRecord(r: LogExportRow, local: (ms: number) => LocalTime): Record<(typeof CSV_COLUMNS)[number], string | number | null> {
+  return { ...logRecord(r), ...local(r.at) };
 }

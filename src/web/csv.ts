@@ -5,7 +5,8 @@ import { pipeline } from 'node:stream/promises';
 // The CLI's `log export` columns, so both exports read the same. (They would sit better a floor
 // lower, next to exportLog; importing them keeps one definition until they move.)
 import { parseDuration } from '../config/duration.js';
-import { exportLog, LOG_COLUMNS, logRecord } from '../spool/log.js';
+import { CSV_COLUMNS, csvRecord, exportLog } from '../spool/log.js';
+import { localTimeFormatter } from '../spool/logTime.js';
 import { defuseFormulas } from '../spool/logCells.js';
 import { openSpool } from '../spool/db.js';
 import type { WebEnv } from './auth.js';
@@ -25,7 +26,8 @@ export function parseTime(text: string | undefined, name: string, now = Date.now
 }
 
 /**
- * GET /api/log.csv?since=&until= — the delivery log as a spreadsheet opens it: UTF-8 with a BOM
+ * GET /api/log.csv?since=&until=&tz= — the delivery log as a spreadsheet opens it: times in the
+ * box's time zone (or `tz`) in a form Excel takes as a date, the UTC offset beside; UTF-8 with a BOM
  * (Excel otherwise guesses a legacy code page and garbles Japanese), CRLF rows, RFC 4180 quoting,
  * and cells that would start a formula prefixed with `'`. Streamed from its own read-only
  * connection: a long export never holds the service's connection busy between chunks.
@@ -36,13 +38,19 @@ export function logCsv(dataDir: string) {
     const until = parseTime(c.req.query('until'), 'until');
     if (typeof since === 'string' || typeof until === 'string') return c.json({ error: typeof since === 'string' ? since : until }, 400);
     if (since !== undefined && until !== undefined && until < since) return c.json({ error: 'until is before since' }, 400);
+    let local: ReturnType<typeof localTimeFormatter>;
+    try {
+      local = localTimeFormatter(c.req.query('tz') || undefined);
+    } catch (err) {
+      return c.json({ error: `tz: ${(err as Error).message}` }, 400);
+    }
     const db = openSpool(dataDir, { readonly: true });
     const rows = Readable.from(
       (function* () {
-        for (const row of exportLog(db, { since, until })) yield defuseFormulas(logRecord(row));
+        for (const row of exportLog(db, { since, until })) yield defuseFormulas(csvRecord(row, local));
       })(),
     );
-    const csv = stringify({ bom: true, header: true, columns: [...LOG_COLUMNS], record_delimiter: 'windows' });
+    const csv = stringify({ bom: true, header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' });
     // Ends (or is cut off by the client going away) → the read connection closes.
     pipeline(rows, csv)
       .catch(() => undefined)
