@@ -50,10 +50,10 @@ interface ConnectionPrototype {
 export function offerAuthOverTlsOnly(): boolean {
   const { SMTPConnection } = connectionModule as unknown as { SMTPConnection?: { prototype: ConnectionPrototype } };
   const proto = SMTPConnection?.prototype;
+  if (proto?.__relayboxAuthOffer) return true;
   const ehlo = proto?.handler_EHLO;
   const auth = proto?.handler_AUTH;
-  if (!proto || typeof ehlo !== 'function' || typeof auth !== 'function' || !String(ehlo).includes("['AUTH']")) return false;
-  if (proto.__relayboxAuthOffer) return true;
+  if (!proto || typeof ehlo !== 'function' || typeof auth !== 'function' || !String(ehlo).includes("['AUTH']") || !String(auth).includes('538')) return false;
   proto.__relayboxAuthOffer = true;
   const waitsForTls = (connection: ConnectionInternals) => !connection.secure && connection._server.options.relayboxAuthNeedsTls === true;
 

@@ -51,9 +51,9 @@ export function acceptLooseEnvelopes(): boolean {
     SMTPConnection?: { prototype: { _parseAddressCommand?: Parse; __relayboxLoose?: true } };
   };
   const proto = SMTPConnection?.prototype;
+  if (proto?.__relayboxLoose) return true;
   const parse = proto?._parseAddressCommand;
   if (!proto || typeof parse !== 'function' || parse.length !== 2) return false;
-  if (proto.__relayboxLoose) return true;
   proto.__relayboxLoose = true;
   proto._parseAddressCommand = function parseAddressCommand(this: ConnectionInternals, name, command) {
     const loose = this._server.options.relayboxEnvelope;
