@@ -59,7 +59,7 @@ describe('envelopes without angle brackets or without a domain', () => {
 
   it('qualifies a bare name with the hostname by default; a name given twice is one recipient', async () => {
     running = await startIngress(); // hostname relaybox.test
-    const replies = await session(running.port, ['MAIL FROM:root', 'RCPT TO:<admin>', 'RCPT TO:<admin@relaybox.test>', 'RCPT TO:admin'], 'Subject: x\r\n\r\nhi');
+    const replies = await session(running.port, ['MAIL FROM: root', 'RCPT TO:<admin>', 'RCPT TO:<admin@relaybox.test>', 'RCPT TO:admin'], 'Subject: x\r\n\r\nhi');
     expect(replies.at(-1)).toMatch(/^250 2\.0\.0 Ok: queued/);
     expect(spooled(running, queuedId(replies.at(-1)!))).toEqual({ from: 'root@relaybox.test', to: ['admin@relaybox.test'] });
 
