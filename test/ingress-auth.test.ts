@@ -1,10 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/ingress/passwords.js';
 import { autoCertPaths } from '../src/ingress/tls.js';
-import { SmtpTalk, startIngress, type RunningIngress } from './ingress-harness.js';
+import { SmtpTalk, startIngress, startTls, type RunningIngress } from './ingress-harness.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
@@ -56,25 +56,7 @@ describe('SMTP ingress: AUTH', () => {
     for (let i = 0; i < 2; i++) expect((await send('s3cret!')).response).toMatch(/^250 2\.0\.0 Ok: queued as \d+$/);
     expect(running.count('messages')).toBe(2);
   });
-
-  it('without users AUTH is not offered and MAIL needs no login', async () => {
-    running = await startIngress();
-    const { talk } = await SmtpTalk.open(running.port);
-    expect(await talk.cmd('EHLO mfp')).not.toContain('AUTH');
-    expect(await talk.cmd(`AUTH PLAIN ${b64('\0scanner\0s3cret!')}`)).toMatch(/^5\d\d /);
-    expect(await talk.sendRaw('Subject: open\r\n\r\nhi\r\n.\r\n')).toMatch(/^250 /);
-    await talk.quit();
-  });
 });
-
-/** STARTTLS on a raw connection; resolves with the TLS socket once the handshake is done. */
-async function startTls(talk: SmtpTalk, options: { minVersion?: 'TLSv1'; maxVersion?: 'TLSv1.1'; ciphers?: string } = {}): Promise<TLSSocket> {
-  expect(await talk.cmd('STARTTLS')).toMatch(/^220 /);
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ socket: talk.socket, rejectUnauthorized: false, servername: 'relaybox.test', ...options }, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
 
 describe('SMTP ingress: TLS', () => {
   it('offers STARTTLS with a self-signed cert made once, kept with a private key file', async () => {

@@ -2,7 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
+import { expect } from 'vitest';
 import { validateConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import type { RelayEvents } from '../src/events.js';
@@ -26,7 +29,7 @@ export interface RunningIngress {
 export async function startIngress(
   smtp: Record<string, unknown> = {},
   dataDir?: string,
-  options: { onTransaction?: () => void; events?: RelayEvents; evictSilentAfterMs?: number } = {},
+  options: { onTransaction?: () => void; events?: RelayEvents; evictSilentAfterMs?: number; logger?: pino.Logger } = {},
 ): Promise<RunningIngress> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'relaybox-ingress-')));
   const config = validateConfig({
@@ -60,6 +63,27 @@ export async function startIngress(
       if (!options?.keepDir) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A logger that keeps what it is told: `lines` are the parsed JSON log lines. */
+export function capturedLog(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, sink), lines };
+}
+
+/** STARTTLS on a raw connection; resolves with the TLS socket once the handshake is done. */
+export async function startTls(talk: SmtpTalk, options: { minVersion?: 'TLSv1'; maxVersion?: 'TLSv1.1'; ciphers?: string } = {}): Promise<TLSSocket> {
+  expect(await talk.cmd('STARTTLS')).toMatch(/^220 /);
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ socket: talk.socket, rejectUnauthorized: false, servername: 'relaybox.test', ...options }, () => resolve(socket));
+    socket.once('error', reject);
+  });
 }
 
 /** A line-level SMTP client for protocol checks: every reply comes back whole, as the server sent it. */

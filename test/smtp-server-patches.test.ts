@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import * as connectionModule from 'smtp-server/lib/smtp-connection.js';
 import '../src/ingress/smtp.js';
+import { offerAuthOverTlsOnly } from '../src/ingress/authOffer.js';
 import { copyDataTail } from '../src/ingress/dataTail.js';
+import { acceptLooseEnvelopes } from '../src/ingress/looseEnvelope.js';
 
-// relaybox patches two internals of smtp-server (src/ingress/greetDelay.ts, dataTail.ts); each
-// steps aside when smtp-server changes. This says so when an upgrade made one step aside, instead
-// of the greeting pause and the stalled-upload memory coming back unnoticed.
+// relaybox patches internals of smtp-server (src/ingress/greetDelay.ts, dataTail.ts, looseEnvelope.ts,
+// authOffer.ts); each steps aside when smtp-server changes. This says so when an upgrade made one step
+// aside, instead of the greeting pause, the stalled-upload memory, the 501 to bracket-less envelopes
+// or AUTH listed before STARTTLS coming back unnoticed.
 describe('the smtp-server patches still apply to the installed smtp-server', () => {
   it('greets at once (no 100 ms anti-spambot pause)', () => {
     const { SMTPConnection } = connectionModule as unknown as { SMTPConnection: { prototype: { init: () => void } } };
@@ -16,5 +19,13 @@ describe('the smtp-server patches still apply to the installed smtp-server', () 
 
   it('copies the tail of each DATA chunk instead of pinning the socket read', () => {
     expect(copyDataTail()).toBe(true);
+  });
+
+  it('takes envelopes without angle brackets or domain (where a server asks for it)', () => {
+    expect(acceptLooseEnvelopes()).toBe(true);
+  });
+
+  it('lists AUTH only once TLS is up and words the early refusal 538 5.7.11 (where a server asks for it)', () => {
+    expect(offerAuthOverTlsOnly()).toBe(true);
   });
 });

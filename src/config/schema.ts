@@ -22,6 +22,14 @@ const domain = z.string().transform((text, ctx) => {
   return ascii ?? text;
 });
 
+/** `smtp.default_domain`: empty means the hostname. */
+const defaultDomain = z.string().transform((text, ctx) => {
+  if (text === '') return text;
+  const ascii = canonicalDomain(text);
+  if (ascii === undefined) ctx.addIssue({ code: 'custom', message: `expected a domain name like example.com (or "" for the hostname), got "${text}"` });
+  return ascii ?? text;
+});
+
 /** 0 would mean "never" to a socket: a deadline must be one. */
 const smtpTimeout = duration.refine((ms) => ms > 0, 'expected a duration longer than 0, like 5m');
 
@@ -33,9 +41,16 @@ const smtp = z.strictObject({
   /** Below this much free space in data_dir new mail hears 452 4.3.1; unset: see spool/diskSpace.ts. */
   min_free_bytes: byteSize.optional(),
   allow_networks: z.array(cidr).default(PRIVATE_NETWORKS),
+  /** Qualifies a bare MAIL FROM/RCPT TO name (`<root>` → root@default_domain), like Postfix's myorigin. */
+  default_domain: defaultDomain.default(''),
   auth: z
     .strictObject({
       required: z.boolean().default(false),
+      /**
+       * Offer AUTH before STARTTLS. Unset: no (yes with tls.mode none, where TLS never comes and
+       * configs from before this key kept working); see ingress/authOffer.ts.
+       */
+      allow_cleartext: z.boolean().optional(),
       users: z
         .array(
           z.strictObject({
@@ -133,6 +148,13 @@ export const configSchema = z
     checkRouteUpstreams(config, ctx);
     if (config.smtp.auth.required && config.smtp.auth.users.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['smtp', 'auth', 'users'], message: 'auth is required but no users are listed' });
+    }
+    if (config.smtp.auth.allow_cleartext === false && config.smtp.tls.mode === 'none' && config.smtp.auth.users.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['smtp', 'auth', 'allow_cleartext'],
+        message: 'false needs TLS, but smtp.tls.mode is none: set tls.mode to starttls or implicit, or remove allow_cleartext',
+      });
     }
     if (config.smtp.tls.cert !== 'auto' && !config.smtp.tls.key) {
       ctx.addIssue({ code: 'custom', path: ['smtp', 'tls', 'key'], message: 'a key file is needed with a cert file' });

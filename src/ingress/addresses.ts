@@ -32,6 +32,20 @@ export function canonicalAddress(address: string): string | null {
   return ASCII.test(local) ? `${local}@${ascii}` : `${local}@${domain}`;
 }
 
+// What the MAIL/RCPT parameters relaybox takes may be (smtp-server checks their values): what
+// EHLO offers, and AUTH= (RFC 4954) and the DSN ones, which smtp-server ignores while DSN is hidden.
+const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'REQUIRETLS', 'AUTH', 'RET', 'ENVID']);
+const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
+
+/**
+ * 555 for a parameter relaybox does not know (RFC 5321 4.1.1.11) — smtp-server ignores those. This
+ * also refuses what a stray space leaves behind: `MAIL FROM:<a@b> junk`, `MAIL FROM:scanner @corp.example`.
+ */
+function unknownParameter(address: SMTPServerAddress, known: Set<string>): SMTPServerError | null {
+  const unknown = Object.keys(address.args || {}).find((key) => !known.has(key));
+  return unknown === undefined ? null : smtpError(555, `5.5.4 Unsupported parameter ${unknown.slice(0, 64)}`);
+}
+
 export interface Refusal {
   error: SMTPServerError;
   /** The recipient's domain is not in smtp.allow_recipient_domains (else: malformed). */
@@ -39,7 +53,7 @@ export interface Refusal {
 }
 
 /**
- * MAIL FROM and RCPT TO checks: syntax as smtp-server's strict mode has it, and for recipients
+ * MAIL FROM and RCPT TO checks: syntax as smtp-server's strict mode has it, known parameters, and for recipients
  * smtp.allow_recipient_domains, matched in either IDN form and with or without a trailing dot.
  * An accepted address is rewritten in place to its canonical form (smtp-server keeps that object
  * as the envelope's).
@@ -54,6 +68,8 @@ export class EnvelopeCheck {
   sender(address: SMTPServerAddress): SMTPServerError | null {
     const canonical = canonicalAddress(address.address);
     if (canonical === null) return smtpError(501, '5.1.7 Bad sender address syntax');
+    const refusal = unknownParameter(address, MAIL_PARAMS);
+    if (refusal) return refusal;
     address.address = canonical;
     return null;
   }
@@ -61,6 +77,8 @@ export class EnvelopeCheck {
   recipient(address: SMTPServerAddress): Refusal | null {
     const canonical = canonicalAddress(address.address);
     if (canonical === null || canonical === '') return { error: smtpError(501, '5.1.3 Bad recipient address syntax'), relayDenied: false };
+    const unknown = unknownParameter(address, RCPT_PARAMS);
+    if (unknown) return { error: unknown, relayDenied: false };
     if (this.domains.size > 0) {
       const at = canonical.lastIndexOf('@');
       const domain = at >= 0 ? canonicalDomain(canonical.slice(at + 1)) : undefined;

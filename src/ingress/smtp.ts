@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type pino from 'pino';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse } from 'smtp-server';
-import type { SMTPServerError, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerError, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { canonicalDomain } from '../config/domains.js';
 import { networkMatcher, type ListenAddress } from '../config/net.js';
 import type { Config } from '../config/schema.js';
 import type { RelayEvents } from '../events.js';
@@ -9,13 +9,14 @@ import type { SpoolStore } from '../spool/store.js';
 import { MemoryBudget } from '../memoryBudget.js';
 import type { DiskSpace } from '../spool/diskSpace.js';
 import { EnvelopeCheck } from './addresses.js';
+import { SmtpAuthenticator } from './auth.js';
+import { authNeedsTls, cleartextAuthWarning, offerAuthOverTlsOnly, type AuthOfferOptions } from './authOffer.js';
 import { DiskGuard } from './diskGuard.js';
-import { SmtpAuthGuard } from './authGuard.js';
 import { copyDataTail } from './dataTail.js';
 import { removeGreetingDelay } from './greetDelay.js';
 import { ConnectionLimits } from './limits.js';
 import { closeServer, listenOn, logServerError } from './listen.js';
-import { PasswordVerifier } from './passwords.js';
+import { acceptLooseEnvelopes, type LooseEnvelopeOptions } from './looseEnvelope.js';
 import { MessageReceiver } from './receive.js';
 import { REPLY, smtpError } from './replies.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
@@ -38,6 +39,8 @@ export interface SmtpIngressOptions {
 
 removeGreetingDelay();
 copyDataTail();
+acceptLooseEnvelopes();
+offerAuthOverTlsOnly();
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /**
@@ -52,11 +55,11 @@ export class SmtpIngress {
   private readonly closeTimeoutMs: number;
   private readonly onTransaction: () => void;
   private readonly isAllowedClient: (address: string) => boolean;
-  private readonly passwordHashes: Map<string, string>;
   private readonly envelope: EnvelopeCheck;
-  private readonly verifier = new PasswordVerifier();
+  /** What a bare MAIL FROM/RCPT TO name is qualified with; undefined when the hostname is no domain. */
+  private readonly defaultDomain: string | undefined;
   private readonly diskGuard: DiskGuard;
-  private readonly authGuard: SmtpAuthGuard;
+  private readonly auth: SmtpAuthenticator;
   private readonly limits: ConnectionLimits;
   private readonly receiver: MessageReceiver;
   private servers: SMTPServer[] = [];
@@ -71,9 +74,9 @@ export class SmtpIngress {
     this.diskGuard = new DiskGuard({ disk: options.diskSpace, logger: options.logger });
     const { smtp } = this.config;
     this.isAllowedClient = networkMatcher(smtp.allow_networks);
-    this.passwordHashes = new Map(smtp.auth.users.map((u) => [u.username, u.password_hash]));
     this.envelope = new EnvelopeCheck({ allowRecipientDomains: smtp.allow_recipient_domains });
-    this.authGuard = new SmtpAuthGuard({ logger: this.logger, events: options.events });
+    this.defaultDomain = smtp.default_domain || canonicalDomain(this.config.hostname);
+    this.auth = new SmtpAuthenticator({ users: smtp.auth.users, logger: this.logger, events: options.events });
     this.limits = ConnectionLimits.of(smtp, options.evictSilentAfterMs);
     this.receiver = new MessageReceiver({
       spool: this.spool,
@@ -105,7 +108,10 @@ export class SmtpIngress {
       await this.stop();
       throw err;
     }
-    this.logger.info({ listen: bound, tls: tls.mode, auth: this.passwordHashes.size > 0 }, 'smtp listening');
+    this.logger.info({ listen: bound, tls: tls.mode, auth: this.auth.hasUsers }, 'smtp listening');
+    const cleartext = cleartextAuthWarning(this.config.smtp);
+    if (cleartext) this.logger.warn(cleartext);
+    if (!this.defaultDomain) this.logger.warn({ hostname: this.config.hostname }, 'smtp: a bare MAIL FROM/RCPT TO name hears 501: the hostname is no domain name to qualify it with; set smtp.default_domain');
     return bound;
   }
 
@@ -121,13 +127,11 @@ export class SmtpIngress {
     this.sockets.clear();
   }
 
-  private serverOptions(tls: TlsServerOptions | undefined): SMTPServerOptions {
+  private serverOptions(tls: TlsServerOptions | undefined): SMTPServerOptions & AuthOfferOptions & LooseEnvelopeOptions {
     const { smtp, hostname } = this.config;
-    const hasUsers = this.passwordHashes.size > 0;
-    const disabledCommands: string[] = [];
-    if (!hasUsers) disabledCommands.push('AUTH');
     // Disabled, not just hidden: smtp-server would otherwise run STARTTLS with its built-in test key.
-    if (smtp.tls.mode === 'none') disabledCommands.push('STARTTLS');
+    const disabledCommands = smtp.tls.mode === 'none' ? ['STARTTLS'] : [];
+    const needsTls = authNeedsTls(smtp);
     return {
       ...tls,
       secure: smtp.tls.mode === 'implicit',
@@ -135,12 +139,12 @@ export class SmtpIngress {
       banner: 'relaybox',
       size: smtp.max_message_bytes,
       authMethods: ['PLAIN', 'LOGIN'],
-      authOptional: !(hasUsers && smtp.auth.required),
+      authOptional: !(this.auth.hasUsers && smtp.auth.required),
       authRequiredMessage: REPLY.authRequired,
-      // With tls.mode none the operator has said the devices cannot do TLS (old scanners on a
-      // trusted LAN); refusing AUTH then would only lock them out. With starttls, credentials
-      // must never cross the wire in clear, so AUTH waits for STARTTLS (538 before it).
-      allowInsecureAuth: smtp.tls.mode === 'none',
+      // AUTH is always on offer (without users, any login is taken and ignored); whether it waits
+      // for TLS is authOffer.ts's to say. smtp-server's own 538 stays underneath as a backstop.
+      relayboxAuthNeedsTls: needsTls,
+      allowInsecureAuth: !needsTls,
       disabledCommands,
       hideSTARTTLS: smtp.tls.mode === 'none',
       // The client string uses the HELO name; a PTR lookup for LAN addresses mostly times out
@@ -154,10 +158,12 @@ export class SmtpIngress {
       closeTimeout: this.closeTimeoutMs,
       onConnect: (session, callback) => this.onConnect(session, callback),
       onClose: (session) => this.limits.release(session),
-      onAuth: (auth, session, callback) => this.onAuth(auth, session, callback),
+      onAuth: (auth, session, callback) => this.auth.onAuth(auth, session, callback),
       // Not at connect: monitoring tools open connections that never carry mail.
       // Lenient: smtp-server's strict parser answers 501 to `a@example.com.`; addresses.ts checks the rest as strictly.
       lenientAddressParsing: true,
+      // `MAIL FROM:scanner@corp.example`, `RCPT TO:<admin>`: see looseEnvelope.ts.
+      relayboxEnvelope: { defaultDomain: this.defaultDomain },
       onMailFrom: (address, _session, callback) => {
         const refusal = this.envelope.sender(address) ?? this.diskGuard.mailFrom(address);
         if (refusal) return callback(refusal);
@@ -182,7 +188,7 @@ export class SmtpIngress {
       return callback(smtpError(554, REPLY.notAllowed(address)));
     }
     // When every session must log in, a locked-out address has nothing to do here.
-    const locked = this.config.smtp.auth.required ? this.authGuard.refusal(address) : null;
+    const locked = this.config.smtp.auth.required ? this.auth.lockedOut(address) : null;
     if (locked) return callback(locked);
     const full = this.limits.admit(session, this.servers.flatMap((server) => [...server.connections]));
     if (full) {
@@ -193,37 +199,6 @@ export class SmtpIngress {
     }
     this.logger.debug({ address }, 'smtp connection');
     callback();
-  }
-
-  private onAuth(
-    auth: SMTPServerAuthentication,
-    session: SMTPServerSession,
-    callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
-  ): void {
-    const username = auth.username ?? '';
-    const address = session.remoteAddress;
-    const locked = this.authGuard.refusal(address);
-    if (locked) return callback(locked);
-    const refuse = () => {
-      this.logger.warn({ address, username, method: auth.method }, 'smtp authentication failed');
-      const lockout = this.authGuard.failed(address);
-      if (lockout) callback(lockout);
-      else callback(null, { responseCode: 535, message: REPLY.badCredentials });
-    };
-    // PLAIN may name a second identity to act as; relaybox has no such proxy rights to grant.
-    if (auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid !== auth.authcid) return refuse();
-    this.verifier.verify(username, auth.password ?? '', this.passwordHashes.get(username)).then(
-      (ok) => {
-        if (!ok) return refuse();
-        this.authGuard.succeeded(address);
-        this.logger.debug({ address, username }, 'smtp authenticated');
-        callback(null, { user: username });
-      },
-      (err: unknown) => {
-        this.logger.error({ err, username }, 'smtp password check failed');
-        callback(smtpError(454, REPLY.authUnavailable));
-      },
-    );
   }
 
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
