@@ -170,7 +170,7 @@ export class TestUpstream {
   }
 
   /** Resolves with the messages once `n` have arrived in total; rejects after `timeoutMs`. */
-  waitForMessages(n: number, timeoutMs = 10_000): Promise<Received[]> {
+  waitForMessages(n: number, timeoutMs = 30_000): Promise<Received[]> {
     if (this.messages.length >= n) return Promise.resolve(this.messages);
     return new Promise((resolve, reject) => {
       const onMessage = (): void => {
