@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import addrs from 'email-addresses';
 import { describe, expect, it } from 'vitest';
 import { CrlfNormalizer } from '../src/message/crlf.js';
 import { decodeEncodedWords } from '../src/message/headers.js';
@@ -55,7 +56,10 @@ describe('the device corpus after the fix-ups', () => {
     for (const single of SINGLE) expect(fields.filter((f) => f.name === single).length, single).toBeLessThanOrEqual(1);
     expect(fields.filter((f) => f.name === 'from')).toHaveLength(1);
     expect(fields.find((f) => f.name === 'message-id')?.value).toMatch(/^<[^<>\s@]+@[^<>\s@]+>$/);
-    expect(fields.find((f) => f.name === 'date')).toBeDefined();
+    const from = fields.find((f) => f.name === 'from')!.value;
+    expect(addrs.parseFrom({ input: from, rfc6532: true, strict: true }), from).toHaveLength(1);
+    expect(addrs.parseOneAddress({ input: from, rfc6532: true, strict: true })?.type, from).toBe('mailbox');
+    expect(Date.parse(fields.find((f) => f.name === 'date')!.value)).not.toBeNaN();
     expect(out.toString('latin1')).not.toMatch(/(^|[^\r])\n/); // CRLF only
     expect(out.toString('latin1').split('\r\n').every((l) => l.length <= 998)).toBe(true);
   });
@@ -96,6 +100,42 @@ describe('the device corpus after the fix-ups', () => {
     expect(value(out, 'subject')).toBe(value(input, 'subject'));
     expect(value(out, 'x-sensor-dump')).toMatch(/^=\?UTF-8\?Q\?/);
     expect(decodeEncodedWords(value(out, 'x-sensor-dump'))).toBe(value(input, 'x-sensor-dump'));
+  });
+
+  it.each([
+    ['from-no-address.eml', '"MFP-3F" <device@example.com>', 'MFP-3F', 'From had no address: one added, its text kept as the name'],
+    ['from-bare-word.eml', '"scanner" <device@example.com>', 'scanner', 'From had no address: one added, its text kept as the name'],
+    ['from-unquoted-comma.eml', '"Scanner, 2F" <scanner2f@office.example.com>', 'Scanner, 2F <scanner2f@office.example.com>', 'From made one valid mailbox, its text kept as the name'],
+  ])('%s gets the From %s, the device value kept in X-Original-From', async (name, from, original, note) => {
+    const { input, out, changed } = await outgoing(name);
+    const value = (m: Buffer, field: string) => split(m).fields.filter((f) => f.name === field).map((f) => f.value);
+    expect(value(out, 'from')).toEqual([from]);
+    expect(value(out, 'x-original-from')).toEqual([original]);
+    expect(changed).toEqual([note]);
+    expect(split(out).body.equals(split(input).body)).toBe(true);
+  });
+
+  it.each([
+    ['date-slashes.eml', '2024/01/02 10:00'],
+    ['date-asctime.eml', 'Tue Jan  2 10:00:00 2024'],
+    ['date-no-zone.eml', 'Tue, 02 Jan 2024 10:00:00'],
+  ])('%s gets the time relaybox received it as Date, the device value kept in X-Original-Date', async (name, original) => {
+    const { out, changed } = await outgoing(name);
+    expect(out.toString()).toContain(`\r\nDate: Tue, 02 Jan 2024 15:04:05 +0000\r\nX-Original-Date: ${original}\r\n`);
+    expect(changed).toEqual(['replaced a malformed Date, the device Date kept in X-Original-Date']);
+  });
+
+  it('folds a To of addresses joined without spaces after its commas, never inside an address', async () => {
+    const { input, out, changed } = await outgoing('to-long-no-spaces.eml');
+    expect(changed).toEqual(['folded header lines over 998 octets']);
+    const lines = out.toString().split('\r\n');
+    const to = lines.slice(lines.findIndex((l) => l.startsWith('To: ')), lines.findIndex((l) => l.startsWith('Subject: ')));
+    expect(to.length).toBeGreaterThan(1);
+    expect(to.slice(0, -1).every((l) => l.length <= 998 && l.endsWith(','))).toBe(true);
+    expect(to.slice(1).every((l) => /^ user\d\d@office\.example\.com,/.test(l))).toBe(true);
+    const list = (m: Buffer) => addrs.parseAddressList({ input: split(m).fields.find((f) => f.name === 'to')!.value, strict: true })!.map((a) => (a as { address: string }).address);
+    expect(list(out)).toEqual(list(input));
+    expect(list(out)).toHaveLength(60);
   });
 
   it('adds From, Date and Message-ID to a cron mail', async () => {
