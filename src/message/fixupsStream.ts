@@ -2,7 +2,10 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { chain } from '../streams.js';
 import { findHeaderSection, fixHeaders, MAX_LINE_OCTETS, type FixupContext } from './fixups.js';
 
-/** The most of a message held to find its header section; a bigger header passes as it is. */
+/**
+ * The most of a message held to find its header section. A bigger header section is no device's
+ * mail (a 1.9 MB junk line has been seen): it streams on with only its long lines folded.
+ */
 export const HEADER_LIMIT_BYTES = 256 * 1024;
 
 export interface StreamFixupContext extends FixupContext {
@@ -26,7 +29,7 @@ export function applyFixups(raw: Readable, ctx: StreamFixupContext): Readable {
 class MessageFixer extends Transform {
   private head: Buffer[] | null = [];
   private headBytes = 0;
-  private passThrough = false;
+  private headerTooBig = false;
   private readonly body = new LongLineBreaker();
 
   constructor(private readonly ctx: StreamFixupContext) {
@@ -34,7 +37,7 @@ class MessageFixer extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.passThrough) return callback(null, chunk);
+    if (this.headerTooBig) return callback(null, this.body.process(chunk));
     if (this.head === null) return callback(null, this.bodyChunk(chunk));
     this.head.push(chunk);
     this.headBytes += chunk.length;
@@ -49,12 +52,17 @@ class MessageFixer extends Transform {
     callback();
   }
 
-  /** Not a message a device writes; holding more of it would let one message eat the memory. */
+  /**
+   * Not a message a device writes; holding more of it would let one message eat the memory. Its
+   * lines over 998 octets, header and body alike, are split as body lines are: in a header a
+   * break before a space is a fold, and CRLF SP inside a junk token is one too.
+   */
   private passOn(buffered: Buffer): void {
-    this.passThrough = true;
+    this.headerTooBig = true;
     this.head = null;
-    this.ctx.onFix?.([`header section over ${HEADER_LIMIT_BYTES / 1024} KiB: sent as it is`]);
-    this.push(buffered);
+    this.body.reported = true;
+    this.ctx.onFix?.([`header section over ${HEADER_LIMIT_BYTES / 1024} KiB: only lines over ${MAX_LINE_OCTETS} octets folded`]);
+    this.push(this.body.process(buffered));
   }
 
   override _flush(callback: TransformCallback): void {
