@@ -82,6 +82,12 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX alert_held_window ON alert_held (rule, topic);
   `,
+  `
+  -- What the message needs of an upstream's MAIL FROM, as bits (src/spool/rows.ts): 1 its bytes
+  -- are not all 7-bit, 2 the device declared BODY=8BITMIME, 4 the device declared SMTPUTF8.
+  -- 0 (every 7-bit message, and mail spooled before this) costs no byte in the row.
+  ALTER TABLE messages ADD COLUMN traits INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -106,6 +106,13 @@ export class SessionSetup {
     this.onReady?.();
   }
 
+  /** The upstream cannot take this message (smtpExtensions.ts): nothing is sent, this is the answer. */
+  refuse(verdict: UpstreamError): void {
+    if (this.started || this.verdict) return;
+    this.verdict = verdict;
+    this.dispose();
+  }
+
   dispose(): void {
     clearTimeout(this.timer);
     this.signal?.removeEventListener('abort', this.onAbort);
