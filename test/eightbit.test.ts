@@ -128,9 +128,11 @@ describe('SMTPUTF8 upstream', () => {
   const utf8Mail = crlf(['From: scanner@example.com', 'To: jürgen@example.com', 'Subject: Scan', '', 'Hello', '']);
 
   it('an address that needs SMTPUTF8 goes to the upstream that offers it, declared', async () => {
-    const { ups: [old, modern], port } = await relayTo([{ hideSmtpUtf8: true }, {}]);
+    const { ups: [old, modern], port, app } = await relayTo([{ hideSmtpUtf8: true }, {}]);
     await deviceSends(port, { from: 'scanner@example.com', to: ['jürgen@example.com'] }, utf8Mail);
     const [got] = await modern!.waitForMessages(1);
+    // relaybox offered SMTPUTF8 and the device used it; the To header makes the message 8-bit.
+    expect(app.spool.db.prepare('SELECT traits FROM messages').pluck().get()).toBe(1 | 4);
     expect(got!.to).toEqual(['jürgen@example.com']);
     expect(got!.mailParams).toMatchObject({ SMTPUTF8: true });
     expect(old!.messages).toEqual([]);
