@@ -3,6 +3,9 @@ import { dkimVerify } from 'mailauth';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import PostalMime from 'postal-mime';
 import { describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import { text as streamText } from 'node:stream/consumers';
+import { toSevenBit } from '../src/message/sevenBit.js';
 import { openSpool } from '../src/spool/db.js';
 import { listMessages } from '../src/spool/log.js';
 import { SpoolStore } from '../src/spool/store.js';
@@ -147,6 +150,43 @@ describe('SMTPUTF8 upstream', () => {
     // The connection stays good for the next message.
     await deviceSends(port, { from: 'scanner@example.com', to: ['office@example.com'] }, SEVEN_BIT_TEXT);
     await old!.waitForMessages(1);
+  });
+});
+
+describe('the 7-bit form', () => {
+  const sevenBit = async (message: Buffer) => Buffer.from(await streamText(toSevenBit(Readable.from([message.subarray(0, 7), message.subarray(7)]))), 'latin1');
+  const isSevenBit = (b: Buffer) => [...b].every((x) => x < 0x80);
+
+  it('walks into a forwarded message/rfc822 and encodes its 8-bit text', async () => {
+    const original = crlf([
+      'From: a@example.com', 'Subject: Fwd', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=outer', '',
+      '--outer', 'Content-Type: message/rfc822', 'Content-Transfer-Encoding: 8bit', '',
+      'From: b@example.com', 'Subject: Übersicht', 'Content-Type: text/plain; charset=utf-8', '', 'Größe', '',
+      '--outer--', '',
+    ]);
+    const out = await sevenBit(original);
+    expect(isSevenBit(out)).toBe(true);
+    expect(out.toString()).toContain('Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\nFrom: b@example.com\r\nSubject: =?utf-8?B?');
+    // postal-mime shows a forwarded message inline, its headers included.
+    const { text } = await PostalMime.parse(out);
+    expect(text).toBe((await PostalMime.parse(original)).text);
+    expect(text).toContain('Subject: Übersicht');
+  });
+
+  it('keeps a raw Shift_JIS subject in its charset, and gives a bare 8-bit message its MIME headers', async () => {
+    const subject = Buffer.from([0x83, 0x58, 0x83, 0x4c, 0x83, 0x83, 0x83, 0x93]); // スキャン
+    const original = Buffer.concat([Buffer.from('From: mfp@example.com\r\nSubject: '), subject, Buffer.from('\r\nContent-Type: text/plain; charset=Shift_JIS\r\n\r\n'), subject, Buffer.from('\r\n')]);
+    const out = await sevenBit(original);
+    expect(isSevenBit(out)).toBe(true);
+    expect(out.toString()).toContain('Subject: =?shift_jis?B?');
+    expect(out.toString()).toContain('MIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n');
+    const read = await PostalMime.parse(out);
+    expect([read.subject, read.text]).toEqual(['スキャン', 'スキャン\n']);
+  });
+
+  it('fails, rather than send 8-bit, on a header address that only SMTPUTF8 can carry', async () => {
+    const original = crlf(['From: jürgen@example.com', 'To: a@example.com', '', 'Grüße', '']);
+    await expect(sevenBit(original)).rejects.toThrow(/From header holds an address with 8-bit bytes \(jürgen@example\.com\)/);
   });
 });
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { SmtpUpstreamConfig } from '../config/upstreams.js';
 import type { UpstreamContext } from './registry.js';
 import { extensionsOf, planMailFrom } from './smtpExtensions.js';
-import { connectWithin, DEFAULT_TIMEOUTS, SessionSetup, setupBudget, UPSTREAM_VERDICT } from './smtpSession.js';
+import { connectWithin, DEFAULT_TIMEOUTS, OpenedBodies, SessionSetup, setupBudget, UPSTREAM_VERDICT } from './smtpSession.js';
 import { UpstreamError, type BodyFactory, type Envelope, type RejectedRecipient, type SendOptions, type SendPhase, type SendResult, type Upstream } from './types.js';
 
 export { UPSTREAM_VERDICT } from './smtpSession.js';
@@ -146,21 +146,10 @@ export class SmtpUpstream implements Upstream {
   }
 
   private async attempt(envelope: Envelope, body: BodyFactory, options: SendOptions): Promise<SendResult> {
-    const opened: Readable[] = [];
-    // Opened inside nodemailer's callbacks, where a throw would be nobody's: it fails the stream instead.
-    const open: BodyFactory = (form) => {
-      let raw: Readable;
-      try {
-        raw = body(form);
-      } catch (err) {
-        raw = new Readable({ read: () => raw.destroy(err as Error) });
-      }
-      opened.push(raw);
-      return raw;
-    };
+    const bodies = new OpenedBodies(body);
     const setup = new SessionSetup({ budgetMs: this.setupMs, signal: options.signal, onReady: options.onSessionReady });
     try {
-      return toSendResult(await this.sendRaw(envelope, open, setup));
+      return toSendResult(await this.sendRaw(envelope, bodies.open, setup));
     } catch (err) {
       if (setup.verdict) throw setup.verdict;
       const all = allRejected(err);
@@ -169,7 +158,7 @@ export class SmtpUpstream implements Upstream {
     } finally {
       setup.dispose();
       // Releases the spool reader when nodemailer gave up before reading it to the end.
-      for (const raw of opened) if (!raw.destroyed) raw.destroy();
+      bodies.close();
     }
   }
 
