@@ -184,6 +184,17 @@ describe('the 7-bit form', () => {
     expect([read.subject, read.text]).toEqual(['スキャン', 'スキャン\n']);
   });
 
+  it('encodes a line of any length in pieces, holding none of it whole', async () => {
+    const long = 'ä'.repeat(20_000) + ' ';
+    const original = crlf(['From: a@example.com', 'Content-Type: multipart/mixed; boundary=b', '', '--b', 'Content-Type: text/plain; charset=utf-8', '', long, '--b', 'Content-Type: application/octet-stream', '', long, '--b--', '']);
+    const out = await sevenBit(original);
+    expect(isSevenBit(out)).toBe(true);
+    expect(Math.max(...out.toString('latin1').split('\r\n').map((l) => l.length))).toBeLessThanOrEqual(76);
+    const read = await PostalMime.parse(out);
+    expect(read.text).toBe((await PostalMime.parse(original)).text);
+    expect(Buffer.from(read.attachments[0]!.content as ArrayBuffer).toString()).toBe(long);
+  });
+
   it('fails, rather than send 8-bit, on a header address that only SMTPUTF8 can carry', async () => {
     const original = crlf(['From: jürgen@example.com', 'To: a@example.com', '', 'Grüße', '']);
     await expect(sevenBit(original)).rejects.toThrow(/From header holds an address with 8-bit bytes \(jürgen@example\.com\)/);

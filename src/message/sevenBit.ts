@@ -3,6 +3,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { parseHeaderValue } from 'nodemailer/lib/mime-funcs';
 import { chain } from '../streams.js';
+import { HEADER_LIMIT_BYTES } from './fixupsStream.js';
 import { sevenBitField } from './sevenBitHeaders.js';
 
 export { SevenBitError } from './sevenBitHeaders.js';
@@ -10,6 +11,10 @@ export { SevenBitError } from './sevenBitHeaders.js';
 const LF = 0x0a;
 const CR = 0x0d;
 const CRLF = Buffer.from('\r\n');
+const SOFT_BREAK = Buffer.from('=\r\n');
+const NOTHING = Buffer.alloc(0);
+/** A body line longer than this goes out in pieces (fixups.ts splits lines past 998 octets anyway). */
+const LONG_LINE_BYTES = 8 * 1024;
 /** Base64 lines of 76 characters. */
 const BASE64_LINE_BYTES = 57;
 
@@ -34,9 +39,14 @@ export function toSevenBit(message: Readable): Readable {
 }
 
 class SevenBitEncoder extends Transform {
-  private carry: Buffer | null = null;
+  /** The line read so far, when its LF has not come yet. */
+  private carry: Buffer[] = [];
+  private carryBytes = 0;
+  /** Part of the current line went out already (a very long line): what follows continues it. */
+  private midLine = false;
   /** Lines of the header section being read; null while in a body. */
   private header: Buffer[] | null = [];
+  private headerBytes = 0;
   private topLevel = true;
   private mode: BodyMode = 'pass';
   /** `--boundary` of each multipart we are inside, innermost last. */
@@ -48,26 +58,23 @@ class SevenBitEncoder extends Transform {
   private out: Buffer[] = [];
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-    let start = 0;
     try {
-      for (let lf = data.indexOf(LF); lf !== -1; lf = data.indexOf(LF, start)) {
-        const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
-        this.line(data.subarray(start, end), true);
+      let start = 0;
+      for (let lf = chunk.indexOf(LF); lf !== -1; lf = chunk.indexOf(LF, start)) {
+        this.lineEnds(chunk.subarray(start, lf));
         start = lf + 1;
       }
+      if (start < chunk.length) this.lineGoesOn(chunk.subarray(start));
     } catch (err) {
       return callback(err as Error);
     }
-    this.carry = start < data.length ? Buffer.from(data.subarray(start)) : null;
     callback(null, this.collected());
   }
 
   override _flush(callback: TransformCallback): void {
     try {
-      if (this.carry) this.line(this.carry, false);
-      this.carry = null;
-      if (this.header) this.endHeader(false);
+      if (this.carryBytes > 0) this.line(Buffer.concat(this.takeCarry()), 'eof');
+      if (this.header?.length) this.endHeader(false);
       this.endPart();
     } catch (err) {
       return callback(err as Error);
@@ -81,41 +88,85 @@ class SevenBitEncoder extends Transform {
     return out;
   }
 
-  private line(bytes: Buffer, eol: boolean): void {
-    if (this.header) {
-      if (bytes.length === 0) return this.endHeader(true);
-      this.header.push(Buffer.from(bytes));
-      return;
-    }
-    if (this.delimiter(bytes)) return;
-    const end = eol ? CRLF : Buffer.alloc(0);
-    if (this.mode === 'quoted-printable') this.out.push(Buffer.from(qpWrap(qpEncode(bytes), 76), 'latin1'), end);
-    else if (this.mode === 'base64') this.base64Line(bytes);
-    else this.out.push(masked(bytes), end);
+  private lineEnds(last: Buffer): void {
+    let line = this.carryBytes > 0 ? Buffer.concat([...this.takeCarry(), last]) : last;
+    if (line[line.length - 1] === CR) line = line.subarray(0, -1);
+    this.line(line, 'eol');
   }
 
-  /** A boundary line of an enclosing multipart ends the part being read; true if `bytes` was one. */
-  private delimiter(bytes: Buffer): boolean {
-    if (bytes[0] !== 0x2d || bytes[1] !== 0x2d || this.boundaries.length === 0) return false;
+  /**
+   * No LF yet. Held, but never much of it: past HEADER_LIMIT_BYTES a header section is taken as
+   * ended, and past LONG_LINE_BYTES a body line goes out in pieces (no delimiter is that long).
+   */
+  private lineGoesOn(piece: Buffer): void {
+    this.carry.push(Buffer.from(piece));
+    this.carryBytes += piece.length;
+    if (this.header && this.headerBytes + this.carryBytes > HEADER_LIMIT_BYTES) this.endHeader(false);
+    if (this.header || this.carryBytes <= LONG_LINE_BYTES) return;
+    const held = Buffer.concat(this.takeCarry());
+    // A CR may be the first half of the line's CRLF: it waits for the next piece.
+    const keep = held[held.length - 1] === CR ? 1 : 0;
+    if (keep) this.lineGoesOn(held.subarray(held.length - 1));
+    this.line(held.subarray(0, held.length - keep), 'partial');
+  }
+
+  private takeCarry(): Buffer[] {
+    const carry = this.carry;
+    this.carry = [];
+    this.carryBytes = 0;
+    return carry;
+  }
+
+  private line(bytes: Buffer, end: 'eol' | 'partial' | 'eof'): void {
+    const continued = this.midLine;
+    this.midLine = end === 'partial';
+    if (this.header) {
+      if (bytes.length === 0 && end === 'eol') return this.endHeader(true);
+      const delimiter = !continued && this.matchDelimiter(bytes);
+      if (!delimiter) {
+        this.header.push(Buffer.from(bytes));
+        this.headerBytes += bytes.length;
+        if (end === 'eof' || this.headerBytes > HEADER_LIMIT_BYTES) this.endHeader(false);
+        return;
+      }
+      this.endHeader(true); // a part with no blank line before the next delimiter: an empty body
+    }
+    if (!continued && this.delimiter(bytes)) return;
+    const lineBreak = end === 'eol' ? CRLF : end === 'partial' && this.mode === 'quoted-printable' ? SOFT_BREAK : NOTHING;
+    if (this.mode === 'quoted-printable') this.out.push(Buffer.from(qpWrap(qpEncode(bytes), 76), 'latin1'), lineBreak);
+    else if (this.mode === 'base64') this.base64Line(bytes, continued, end === 'eol');
+    else this.out.push(masked(bytes), lineBreak);
+  }
+
+  /** Which enclosing multipart's boundary `bytes` is, and whether it closes it. */
+  private matchDelimiter(bytes: Buffer): { depth: number; closes: boolean } | null {
+    if (bytes[0] !== 0x2d || bytes[1] !== 0x2d || this.boundaries.length === 0) return null;
     for (let i = this.boundaries.length - 1; i >= 0; i--) {
       const boundary = this.boundaries[i]!;
       if (!bytes.subarray(0, boundary.length).equals(boundary)) continue;
       const rest = bytes.subarray(boundary.length).toString('latin1').trimEnd();
-      if (rest !== '' && rest !== '--') continue;
-      this.endPart();
-      this.out.push(bytes, CRLF);
-      this.boundaries.length = rest === '--' ? i : i + 1;
-      // After the closing delimiter comes the epilogue of that multipart; after an opening one, a part.
-      this.header = rest === '--' ? null : [];
-      this.mode = 'pass';
-      return true;
+      if (rest === '' || rest === '--') return { depth: i, closes: rest === '--' };
     }
-    return false;
+    return null;
+  }
+
+  /** A boundary line of an enclosing multipart ends the part being read; true if `bytes` was one. */
+  private delimiter(bytes: Buffer): boolean {
+    const match = this.matchDelimiter(bytes);
+    if (!match) return false;
+    this.endPart();
+    this.out.push(bytes, CRLF);
+    this.boundaries.length = match.closes ? match.depth : match.depth + 1;
+    // After the closing delimiter comes the epilogue of that multipart; after an opening one, a part.
+    this.header = match.closes ? null : [];
+    this.mode = 'pass';
+    return true;
   }
 
   private endHeader(blankLine: boolean): void {
     const fields = unfold(this.header!);
     this.header = null;
+    this.headerBytes = 0;
     const find = (name: string) => fields.findIndex((f) => fieldName(f) === name);
     const typeAt = find('content-type');
     const cteAt = find('content-transfer-encoding');
@@ -152,10 +203,10 @@ class SevenBitEncoder extends Transform {
     if (nested) this.header = [];
   }
 
-  private base64Line(bytes: Buffer): void {
-    if (this.owesLineBreak) this.addPending(CRLF);
+  private base64Line(bytes: Buffer, continued: boolean, eol: boolean): void {
+    if (this.owesLineBreak && !continued) this.addPending(CRLF);
     this.addPending(bytes);
-    this.owesLineBreak = true;
+    this.owesLineBreak = eol;
     if (this.pendingBytes < BASE64_LINE_BYTES) return;
     const all = Buffer.concat(this.pending);
     const whole = all.length - (all.length % BASE64_LINE_BYTES);

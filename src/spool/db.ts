@@ -85,7 +85,8 @@ const MIGRATIONS: string[] = [
   `
   -- What the message needs of an upstream's MAIL FROM, as bits (src/spool/rows.ts): 1 its bytes
   -- are not all 7-bit, 2 the device declared BODY=8BITMIME, 4 the device declared SMTPUTF8.
-  -- 0 (every 7-bit message, and mail spooled before this) costs no byte in the row.
+  -- Mail spooled before this reads 0; a new row pays one byte of record header for it (0 and 1
+  -- are stored in the header alone).
   ALTER TABLE messages ADD COLUMN traits INTEGER NOT NULL DEFAULT 0;
   `,
 ];
