@@ -1,8 +1,7 @@
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage } from '../spool/store.js';
-import { UpstreamError, type SendPhase, type Upstream } from '../upstreams/types.js';
+import { UnsupportedMessage, UpstreamError, type BodyFactory, type SendPhase, type Upstream } from '../upstreams/types.js';
 import type { Pass, Verdict } from './breaker.js';
 import type { UpstreamGate } from './gate.js';
 import { problemOf } from './holds.js';
@@ -33,13 +32,15 @@ export interface RoundContext {
  * failure move on to the next upstream (fail-over); accepted and permanently refused ones are
  * final. Decides nothing about when to retry — the scheduler does.
  */
-export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[], body: () => Readable, context: RoundContext): Promise<RoundResult> {
+export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[], body: BodyFactory, context: RoundContext): Promise<RoundResult> {
   const { logger, events, gate } = context;
   const records: AttemptRecord[] = [];
   let pending = message.recipients;
   let lastReply = 'no upstream was tried';
   let lastUpstream: string | null = null;
   let tried = false;
+  /** Every upstream so far said it cannot take this message at all (UnsupportedMessage). */
+  let onlyUnsupported = true;
   const probing: Promise<void>[] = [];
 
   const holdForQuota = (upstream: string, reply: string) => {
@@ -60,6 +61,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
     lastUpstream = upstream.name;
     const pass = gate.enter(upstream.name);
     if (!pass.go) {
+      onlyUnsupported = false;
       lastReply = `${upstream.name} is ${pass.reason}`;
       if (pass.probing) probing.push(pass.probing);
       continue;
@@ -70,7 +72,9 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
     try {
       // Reachable as soon as MAIL FROM goes out: a probe need not hold others back for its DATA.
       const onSessionReady = () => void judged(pass, { up: true });
-      const result = await upstream.send({ from: message.mailFrom, to: pending, spoolId: message.id }, body, { signal: pass.signal, onSessionReady });
+      const envelope = { from: message.mailFrom, to: pending, spoolId: message.id, eightBit: message.traits.eightBit, declared8BitMime: message.traits.declared8BitMime };
+      const result = await upstream.send(envelope, body, { signal: pass.signal, onSessionReady });
+      onlyUnsupported = false;
       const durationMs = elapsed();
       if (result.accepted.length > 0) {
         records.push({ event: 'delivered', upstream: upstream.name, recipients: result.accepted, reply: result.reply, durationMs });
@@ -99,6 +103,18 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
     } catch (err) {
       const failure = err instanceof UpstreamError ? err : new UpstreamError(String((err as Error)?.message ?? err), null, 'io');
       const durationMs = elapsed();
+      if (failure instanceof UnsupportedMessage) {
+        // Not the upstream's fault, nor the message's alone: the next upstream may take it. When
+        // none can, the message fails now rather than waiting days for an upstream to change.
+        const nowhere = onlyUnsupported && upstream === upstreams[upstreams.length - 1];
+        records.push({ event: nowhere ? 'failed' : 'deferred', upstream: upstream.name, recipients: pending, reply: failure.reply, durationMs });
+        logger.warn({ id: message.id, upstream: upstream.name, reply: failure.reply }, 'upstream cannot take this message');
+        judged(pass, { up: true });
+        if (nowhere) pending = [];
+        else lastReply = failure.reply;
+        continue;
+      }
+      onlyUnsupported = false;
       if (pass.signal.aborted && SETUP_PHASES.has(failure.phase)) {
         // Given up while setting up a session: another delivery found the upstream down meanwhile.
         records.push({ event: 'deferred', upstream: upstream.name, recipients: pending, reply: failure.reply, durationMs });

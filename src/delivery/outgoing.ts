@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { DkimConfig } from '../config/dkim.js';
 import { createDkimSigner } from '../message/dkim.js';
 import { applyFixups } from '../message/fixupsStream.js';
+import { toSevenBit } from '../message/sevenBit.js';
 import type { ClaimedMessage } from '../spool/store.js';
+import type { BodyFactory } from '../upstreams/types.js';
 
 export interface OutgoingOptions {
   /** relaybox's `hostname`: the domain of added Message-IDs. */
@@ -18,7 +20,8 @@ export interface OutgoingOptions {
 
 /**
  * What goes upstream for a spooled message: the envelope sender after `smtp.rewrite`, and the
- * body fixed up (src/message/fixups.ts) and then DKIM-signed. The spool keeps what the device
+ * body fixed up (src/message/fixups.ts), made 7-bit for an upstream without 8BITMIME
+ * (src/message/sevenBit.ts), and then DKIM-signed. The spool keeps what the device
  * sent; this is redone for every attempt, so a config change applies to mail already queued.
  */
 export class OutgoingMessages {
@@ -36,7 +39,7 @@ export class OutgoingMessages {
   }
 
   /** A factory of fresh streams of the outgoing message, as `Upstream.send` wants it. */
-  body(message: ClaimedMessage, stored: () => Readable): () => Readable {
+  body(message: ClaimedMessage, stored: () => Readable): BodyFactory {
     const { hostname, rewrite, logger } = this.options;
     const reported = new Set<string>();
     const ctx = {
@@ -56,9 +59,11 @@ export class OutgoingMessages {
         logger.info({ id: message.id, fixups: fresh }, 'message fixed up for delivery');
       },
     };
-    return () => {
+    return (form) => {
       const fixed = applyFixups(stored(), ctx);
-      return this.sign ? this.sign(fixed) : fixed;
+      // Only 8-bit mail is ever converted: a 7-bit message is the same in either form.
+      const sent = form?.sevenBit && message.traits.eightBit ? toSevenBit(fixed) : fixed;
+      return this.sign ? this.sign(sent) : sent;
     };
   }
 }

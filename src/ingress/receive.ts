@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { Writable } from 'node:stream';
 import type pino from 'pino';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
@@ -38,6 +39,9 @@ export class MessageReceiver {
     const writer = spool.receive();
     writer.limitMemory(this.options.bodyBudget);
     let size = 0;
+    // Found while the body streams in (isAscii is a vector scan, and stops mattering once true):
+    // delivery then knows, without reading the body again, that it needs BODY=8BITMIME upstream.
+    let eightBit = false;
     let oversized = false;
     let storeError: unknown;
     // Never fails: after an oversize or a spool error it keeps draining, so the client finishes
@@ -51,6 +55,7 @@ export class MessageReceiver {
           this.discard(writer);
           return done();
         }
+        if (!eightBit && !isAscii(chunk)) eightBit = true;
         try {
           writer.write(chunk);
           noteStreamedBytes(chunk.length);
@@ -83,9 +88,10 @@ export class MessageReceiver {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     const recipients = session.envelope.rcptTo.map((r) => r.address);
     const authUser = typeof session.user === 'string' ? session.user : null;
+    const traits = { eightBit, declared8BitMime: session.envelope.bodyType === '8bitmime', declaredSmtpUtf8: session.envelope.smtpUtf8 === true };
     let id: number;
     try {
-      id = await spool.accept(writer, { mailFrom: from, recipients, client, authUser, subject: subjectOf(writer.head(HEADER_SCAN_BYTES)) });
+      id = await spool.accept(writer, { mailFrom: from, recipients, client, authUser, subject: subjectOf(writer.head(HEADER_SCAN_BYTES)), traits });
     } catch (err) {
       this.discard(writer);
       throw diskGuard.storeFailed(err, { client, what: 'could not commit a message to the spool' });

@@ -83,6 +83,13 @@ const MIGRATIONS: string[] = [
   CREATE INDEX alert_held_window ON alert_held (rule, topic);
   `,
   `
+  -- What the message needs of an upstream's MAIL FROM, as bits (src/spool/rows.ts): 1 its bytes
+  -- are not all 7-bit, 2 the device declared BODY=8BITMIME, 4 the device declared SMTPUTF8.
+  -- Mail spooled before this reads 0; a new row pays one byte of record header for it (0 and 1
+  -- are stored in the header alone).
+  ALTER TABLE messages ADD COLUMN traits INTEGER NOT NULL DEFAULT 0;
+  `,
+  `
   -- What the status remembers across a restart (spool/statusMemory.ts): the delivered and failed
   -- totals as counted up to a log row, and each upstream's last known health. Written rarely.
   CREATE TABLE status_memory (

@@ -1,9 +1,25 @@
 import type { Statement } from 'better-sqlite3';
 import type { BodyWriter } from './body.js';
 import type { SpoolDb } from './db.js';
-import type { AcceptedMessage, ClaimedMessage } from './types.js';
+import { SEVEN_BIT, type AcceptedMessage, type ClaimedMessage, type MailTraits } from './types.js';
 
 export type Row = Record<string, any>;
+
+/** The columns of messages that claimedMessage() reads. */
+export const CLAIMED_COLUMNS = 'id, mail_from, size, attempts, queued_at, only_upstream, traits';
+
+/** messages.traits: one small integer, 0 (no byte in the row) for plain 7-bit mail. */
+const EIGHT_BIT = 1;
+const DECLARED_8BITMIME = 2;
+const DECLARED_SMTPUTF8 = 4;
+
+function traitBits(t: MailTraits): number {
+  return (t.eightBit ? EIGHT_BIT : 0) | (t.declared8BitMime ? DECLARED_8BITMIME : 0) | (t.declaredSmtpUtf8 ? DECLARED_SMTPUTF8 : 0);
+}
+
+function traitsOf(bits: number): MailTraits {
+  return { eightBit: (bits & EIGHT_BIT) !== 0, declared8BitMime: (bits & DECLARED_8BITMIME) !== 0, declaredSmtpUtf8: (bits & DECLARED_SMTPUTF8) !== 0 };
+}
 
 /** Row-level reads and writes of the spool, with their statements prepared once; no policy here. */
 export class SpoolRows {
@@ -19,12 +35,12 @@ export class SpoolRows {
   }
 
   insertMessage(body: BodyWriter, m: AcceptedMessage, now: number): number {
-    const values = [now, now, m.mailFrom, m.client ?? null, m.authUser ?? null, m.subject ?? null, body.size, now, m.onlyUpstream ?? null, now];
+    const values = [now, now, m.mailFrom, m.client ?? null, m.authUser ?? null, m.subject ?? null, body.size, now, m.onlyUpstream ?? null, traitBits(m.traits ?? SEVEN_BIT), now];
     let id: number;
     if (body.id === null) {
       const info = this.sql(
-          `INSERT INTO messages (received_at, queued_at, mail_from, client, auth_user, subject, size, state, next_attempt_at, only_upstream, updated_at, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+          `INSERT INTO messages (received_at, queued_at, mail_from, client, auth_user, subject, size, state, next_attempt_at, only_upstream, traits, updated_at, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
         )
         .run(...values, body.takeInline());
       id = Number(info.lastInsertRowid);
@@ -33,7 +49,7 @@ export class SpoolRows {
       body.flushRemainder();
       this.sql(
           `UPDATE messages SET received_at = ?, queued_at = ?, mail_from = ?, client = ?, auth_user = ?, subject = ?, size = ?,
-             state = 'queued', next_attempt_at = ?, only_upstream = ?, updated_at = ? WHERE id = ?`,
+             state = 'queued', next_attempt_at = ?, only_upstream = ?, traits = ?, updated_at = ? WHERE id = ?`,
         )
         .run(...values, id);
     }
@@ -48,7 +64,7 @@ export class SpoolRows {
     return this.sql(`SELECT state FROM messages WHERE id = ?`).pluck().get(id) as string | undefined;
   }
 
-  /** A row of messages (id, mail_from, size, attempts, queued_at, only_upstream) as delivery wants it. */
+  /** A row of messages (CLAIMED_COLUMNS) as delivery wants it. */
   claimedMessage(r: Row): ClaimedMessage {
     return {
       id: r.id,
@@ -58,6 +74,7 @@ export class SpoolRows {
       attempts: r.attempts,
       queuedAt: r.queued_at,
       onlyUpstream: r.only_upstream,
+      traits: traitsOf(r.traits ?? 0),
     };
   }
 

@@ -7,10 +7,10 @@ import { isDiskFull, LeftoverBodies, makeRoom, retryWhileFull } from './diskFull
 import { pruneFinished, recoverInterrupted } from './maintenance.js';
 import { GroupCommit } from './groupCommit.js';
 import { writeOutcome } from './outcome.js';
-import { SpoolRows, type Row } from './rows.js';
-import type { AcceptedMessage, ClaimedMessage, DeliveryOutcome } from './types.js';
+import { CLAIMED_COLUMNS, SpoolRows, type Row } from './rows.js';
+import { SEVEN_BIT, type AcceptedMessage, type ClaimedMessage, type DeliveryOutcome } from './types.js';
 
-export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome } from './types.js';
+export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome, MailTraits } from './types.js';
 
 /** Bodies up to this size go to delivery with the message, from memory. */
 const HANDED_OVER_BYTES = 64 * 1024;
@@ -66,7 +66,7 @@ export class SpoolStore {
   async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
     const now = Date.now();
     const id = await this.commits.durable(() => this.rows.insertMessage(body, message, now));
-    const queued: ClaimedMessage = { id, mailFrom: message.mailFrom, recipients: [...new Set(message.recipients)], size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null };
+    const queued: ClaimedMessage = { id, mailFrom: message.mailFrom, recipients: [...new Set(message.recipients)], size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null, traits: message.traits ?? SEVEN_BIT };
     // A copy of its own: a small Buffer shares an 8 KiB pool, which a thread hand-over would copy whole.
     if (body.inline && body.inline.length <= HANDED_OVER_BYTES) queued.body = new Uint8Array(body.inline);
     if (this.options.queued) this.options.queued(queued);
@@ -107,7 +107,7 @@ export class SpoolStore {
   private scanDue(now: number, limit: number): ClaimedMessage[] {
     const wanted = limit + this.claimed.size;
     const due = this.rows.sql(
-      `SELECT id, mail_from, size, attempts, queued_at, only_upstream FROM messages
+      `SELECT ${CLAIMED_COLUMNS} FROM messages
        WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? AND state IN ('queued', 'deferred')
        ORDER BY next_attempt_at LIMIT ?`,
     ).all(now, wanted) as Row[];
@@ -126,7 +126,7 @@ export class SpoolStore {
   claim(id: number, now = Date.now()): ClaimedMessage | null {
     const r = this.rows.sql(
       `UPDATE messages SET state = 'delivering', next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state IN ('queued', 'deferred')
-       RETURNING id, mail_from, size, attempts, queued_at, only_upstream`,
+       RETURNING ${CLAIMED_COLUMNS}`,
     ).get(now, id) as Row | undefined;
     if (!r) return null;
     this.claimed.add(id);

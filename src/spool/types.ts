@@ -1,5 +1,17 @@
 /** What goes into the spool and what delivery gets back out of it. */
 
+/** What the device said in MAIL FROM and what its message holds: what the upstream's MAIL FROM needs. */
+export interface MailTraits {
+  /** A byte of the message (header or body) is over 127. */
+  eightBit: boolean;
+  /** The device declared `BODY=8BITMIME`. */
+  declared8BitMime: boolean;
+  /** The device declared `SMTPUTF8`. */
+  declaredSmtpUtf8: boolean;
+}
+
+export const SEVEN_BIT: MailTraits = { eightBit: false, declared8BitMime: false, declaredSmtpUtf8: false };
+
 export interface AcceptedMessage {
   mailFrom: string;
   recipients: string[];
@@ -8,6 +20,8 @@ export interface AcceptedMessage {
   subject?: string | null;
   /** Deliver through this upstream only (send-test --upstream). */
   onlyUpstream?: string | null;
+  /** Absent: 7-bit, nothing declared. */
+  traits?: MailTraits;
 }
 
 export interface ClaimedMessage {
@@ -19,6 +33,7 @@ export interface ClaimedMessage {
   attempts: number;
   queuedAt: number;
   onlyUpstream: string | null;
+  traits: MailTraits;
   /** The raw message, when it is small and was just accepted: delivery need not read it back. */
   body?: Uint8Array;
 }

@@ -1,11 +1,10 @@
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { TokenError, reasonOf } from '../oauth/errors.js';
 import { smtpRefusalHint, type HintContext } from '../oauth/hints.js';
 import type { AccessToken, TokenSource } from '../oauth/tokenSource.js';
 import type { UpstreamContext } from './registry.js';
 import { SmtpUpstream, UPSTREAM_VERDICT, describeSmtp, toUpstreamError, type SmtpTarget } from './smtp.js';
-import { UpstreamError, type Envelope, type SendOptions, type SendResult, type Upstream } from './types.js';
+import { UpstreamError, type BodyFactory, type Envelope, type SendOptions, type SendResult, type Upstream } from './types.js';
 
 /**
  * A token endpoint's refusal is the same verdict as `535` at AUTH — credentials a person must fix —
@@ -52,7 +51,7 @@ export class OAuthSmtpUpstream implements Upstream {
     return `${describeSmtp({ ...this.target, xoauth2: { user: this.target.user, provision: () => undefined } })}; ${this.tokens.describe()}`;
   }
 
-  async send(envelope: Envelope, body: () => Readable, options?: SendOptions): Promise<SendResult> {
+  async send(envelope: Envelope, body: BodyFactory, options?: SendOptions): Promise<SendResult> {
     // Asked before connecting: a dead refresh token or a 1970 clock is reported as what it is,
     // and an already-authenticated pooled connection never hides it.
     await this.token();

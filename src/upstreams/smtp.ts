@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type { Mail, NodemailerError, SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer';
 import type { Logger } from 'pino';
 import type { SmtpUpstreamConfig } from '../config/upstreams.js';
 import type { UpstreamContext } from './registry.js';
-import { connectWithin, DEFAULT_TIMEOUTS, SessionSetup, setupBudget, UPSTREAM_VERDICT } from './smtpSession.js';
-import { UpstreamError, type Envelope, type RejectedRecipient, type SendOptions, type SendPhase, type SendResult, type Upstream } from './types.js';
+import { extensionsOf, planMailFrom } from './smtpExtensions.js';
+import { connectWithin, DEFAULT_TIMEOUTS, OpenedBodies, SessionSetup, setupBudget, UPSTREAM_VERDICT } from './smtpSession.js';
+import { UpstreamError, type BodyFactory, type Envelope, type RejectedRecipient, type SendOptions, type SendPhase, type SendResult, type Upstream } from './types.js';
 
 export { UPSTREAM_VERDICT } from './smtpSession.js';
 
@@ -127,7 +128,7 @@ export class SmtpUpstream implements Upstream {
     return describeSmtp(this.target);
   }
 
-  async send(envelope: Envelope, body: () => Readable, options: SendOptions = {}): Promise<SendResult> {
+  async send(envelope: Envelope, body: BodyFactory, options: SendOptions = {}): Promise<SendResult> {
     if (this.closed) throw new UpstreamError(`upstream ${this.name} is closed`, null, 'connect');
     try {
       return await this.attempt(envelope, body, options);
@@ -144,11 +145,11 @@ export class SmtpUpstream implements Upstream {
     }
   }
 
-  private async attempt(envelope: Envelope, body: () => Readable, options: SendOptions): Promise<SendResult> {
-    const raw = body();
+  private async attempt(envelope: Envelope, body: BodyFactory, options: SendOptions): Promise<SendResult> {
+    const bodies = new OpenedBodies(body);
     const setup = new SessionSetup({ budgetMs: this.setupMs, signal: options.signal, onReady: options.onSessionReady });
     try {
-      return toSendResult(await this.sendRaw(envelope, raw, setup));
+      return toSendResult(await this.sendRaw(envelope, bodies.open, setup));
     } catch (err) {
       if (setup.verdict) throw setup.verdict;
       const all = allRejected(err);
@@ -157,7 +158,7 @@ export class SmtpUpstream implements Upstream {
     } finally {
       setup.dispose();
       // Releases the spool reader when nodemailer gave up before reading it to the end.
-      if (!raw.destroyed) raw.destroy();
+      bodies.close();
     }
   }
 
@@ -166,22 +167,33 @@ export class SmtpUpstream implements Upstream {
    * (`send(mail, callback)` with `mail.data` and `mail.message`): `sendMail` would build a MIME
    * tree and random boundaries for every message only to stream the raw bytes anyway.
    */
-  private sendRaw(envelope: Envelope, raw: Readable, setup: SessionSetup): Promise<SMTPPoolSentMessageInfo> {
+  private sendRaw(envelope: Envelope, body: BodyFactory, setup: SessionSetup): Promise<SMTPPoolSentMessageInfo> {
     const messageId = `relaybox-${envelope.spoolId ?? 'message'}`;
+    const pool = this.transport.transporter as unknown as { send(mail: unknown, done: (err: Error | null, info: SMTPPoolSentMessageInfo) => void): void };
+    let sevenBit = false;
     const mail = {
       data: { signal: setup.abortSignal },
       message: {
-        getEnvelope: () => ({ from: envelope.from, to: [...envelope.to] }),
+        // Asked for once the session is set up: MAIL FROM's parameters and the body's form follow
+        // what this upstream's EHLO offered (smtpExtensions.ts).
+        getEnvelope: () => {
+          const plan = planMailFrom(envelope, extensionsOf(pool, mail) ?? new Set(), this.name);
+          sevenBit = plan.sevenBit;
+          if (!plan.refusal) return plan.envelope;
+          setup.refuse(plan.refusal);
+          // No recipients: nodemailer stops before MAIL FROM and keeps the connection for the next message.
+          return { from: envelope.from, to: [] };
+        },
         messageId: () => messageId,
         getHeader: () => messageId,
-        // Asked for once the session is set up, right before MAIL FROM.
+        // Asked for right before MAIL FROM.
         createReadStream: () => {
+          if (setup.verdict) return Readable.from([]);
           setup.begin();
-          return raw;
+          return body(sevenBit ? { sevenBit } : undefined);
         },
       },
     };
-    const pool = this.transport.transporter as unknown as { send(mail: unknown, done: (err: Error | null, info: SMTPPoolSentMessageInfo) => void): void };
     return new Promise((resolve, reject) => pool.send(mail, (err, info) => (err ? reject(err) : resolve(info))));
   }
 

@@ -1,6 +1,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { formatDuration } from '../config/duration.js';
-import { UpstreamError } from './types.js';
+import { UpstreamError, type BodyFactory } from './types.js';
 
 /** `delivery.timeouts`: how long setting up an upstream session may take, step by step (ms). */
 export interface SessionTimeouts {
@@ -106,6 +107,13 @@ export class SessionSetup {
     this.onReady?.();
   }
 
+  /** The upstream cannot take this message (smtpExtensions.ts): nothing is sent, this is the answer. */
+  refuse(verdict: UpstreamError): void {
+    if (this.started || this.verdict) return;
+    this.verdict = verdict;
+    this.dispose();
+  }
+
   dispose(): void {
     clearTimeout(this.timer);
     this.signal?.removeEventListener('abort', this.onAbort);
@@ -122,4 +130,27 @@ export class SessionSetup {
 function abortReason(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'given up before MAIL FROM';
+}
+
+/** The body streams one send opened (nodemailer asks for one once the session is up), closed at its end. */
+export class OpenedBodies {
+  private readonly opened: Readable[] = [];
+
+  constructor(private readonly factory: BodyFactory) {}
+
+  /** Called inside nodemailer's callbacks, where a throw would be nobody's: it fails the stream instead. */
+  readonly open: BodyFactory = (form) => {
+    let raw: Readable;
+    try {
+      raw = this.factory(form);
+    } catch (err) {
+      raw = new Readable({ read: () => raw.destroy(err as Error) });
+    }
+    this.opened.push(raw);
+    return raw;
+  };
+
+  close(): void {
+    for (const raw of this.opened) if (!raw.destroyed) raw.destroy();
+  }
 }

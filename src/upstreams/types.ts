@@ -6,7 +6,19 @@ export interface Envelope {
   to: string[];
   /** The spool row this message comes from; adapters use it only to name files and log. */
   spoolId?: number;
+  /** Bytes over 127 in the message: declare BODY=8BITMIME, or ask for the 7-bit form where the upstream lacks it. */
+  eightBit?: boolean;
+  /** The device declared BODY=8BITMIME: declared upstream as well, where the upstream offers it. */
+  declared8BitMime?: boolean;
 }
+
+/** How the upstream wants the message: `sevenBit` asks for 8-bit parts in quoted-printable or base64. */
+export interface BodyForm {
+  sevenBit?: boolean;
+}
+
+/** Makes a fresh stream of the raw message each time it is called. */
+export type BodyFactory = (form?: BodyForm) => Readable;
 
 /** A recipient the upstream refused at RCPT TO, with its words. */
 export interface RejectedRecipient {
@@ -41,6 +53,17 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * The upstream cannot take this message at all (an address that needs SMTPUTF8, which it does not
+ * offer); said before MAIL FROM, so nothing was sent. Another upstream may take it.
+ */
+export class UnsupportedMessage extends UpstreamError {
+  constructor(reply: string) {
+    super(reply, null, 'mail');
+    this.name = 'UnsupportedMessage';
+  }
+}
+
 export interface SendOptions {
   /**
    * Gives the send up while it has not reached MAIL FROM (nothing of the message sent): its
@@ -58,6 +81,6 @@ export interface Upstream {
   /** A short human description for check-config, e.g. `smtp-relay.gmail.com:587 starttls`. */
   describe(): string;
   /** `body` makes a fresh stream of the raw message each time it is called. */
-  send(envelope: Envelope, body: () => Readable, options?: SendOptions): Promise<SendResult>;
+  send(envelope: Envelope, body: BodyFactory, options?: SendOptions): Promise<SendResult>;
   close(): Promise<void>;
 }

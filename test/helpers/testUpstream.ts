@@ -19,6 +19,8 @@ export interface Received {
   ehlo: string;
   secure: boolean;
   authUser?: string;
+  /** The MAIL FROM parameters, e.g. `{ BODY: '8BITMIME', SMTPUTF8: true }`. */
+  mailParams: Record<string, string | boolean>;
 }
 
 export interface TestUpstreamOptions {
@@ -36,6 +38,9 @@ export interface TestUpstreamOptions {
   size?: number;
   /** Default true. False keeps only sha256 and size (for very large or many messages). */
   keepRaw?: boolean;
+  /** Leave 8BITMIME / SMTPUTF8 out of the EHLO answer, like an old 7-bit server. */
+  hide8BitMime?: boolean;
+  hideSmtpUtf8?: boolean;
 }
 
 interface Failure {
@@ -205,6 +210,8 @@ export class TestUpstream {
       logger: false,
       disableReverseLookup: true,
       hideENHANCEDSTATUSCODES: true,
+      hide8BITMIME: this.options.hide8BitMime ?? false,
+      hideSMTPUTF8: this.options.hideSmtpUtf8 ?? false,
       disabledCommands: disabled,
       hideSTARTTLS: !tls,
       authOptional: !auth && !xoauth2,
@@ -271,6 +278,7 @@ export class TestUpstream {
             receivedAt: performance.now(),
             ehlo: session.hostNameAppearsAs,
             secure: session.secure,
+            mailParams: { ...((session.envelope.mailFrom ? session.envelope.mailFrom.args : null) || {}) },
             ...(user !== undefined ? { authUser: user } : {}),
           });
           this.events.emit('message');
