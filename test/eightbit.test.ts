@@ -205,7 +205,7 @@ describe('spool traits', () => {
   it('a spool from before the traits column opens, and its mail counts as 7-bit', () => {
     const dir = tempDir();
     const db = openSpool(dir);
-    db.exec(`ALTER TABLE messages DROP COLUMN traits; PRAGMA user_version = 2;`);
+    db.exec(`ALTER TABLE messages DROP COLUMN traits; DROP TABLE status_memory; PRAGMA user_version = 2;`);
     db.exec(`INSERT INTO messages (received_at, queued_at, mail_from, size, state, next_attempt_at, updated_at, body) VALUES (1, 1, 'a@example.com', 5, 'queued', 1, 1, x'6869')`);
     db.exec(`INSERT INTO recipients (message_id, rcpt, state) VALUES (1, 'b@example.com', 'pending')`);
     db.close();
