@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { configPath } from '../config/load.js';
 import { parseHostPort } from '../config/net.js';
 import { formatFinding, summary } from '../doctor/report.js';
 import { runDoctor } from '../doctor/run.js';
 import { CliError, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, type ConfigFlag } from './common.js';
+import { configPath } from './configLookup.js';
 
 interface DoctorFlags extends ConfigFlag {
   dnsServer?: string;

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { RelayApp } from '../app.js';
-import { configPath } from '../config/errors.js';
 import { formatHostPort } from '../config/net.js';
 import { loadConfigOffThread } from '../config/offThread.js';
 import type { Config } from '../config/schema.js';
@@ -8,6 +7,7 @@ import { hashPassword } from '../ingress/passwords.js';
 import { createLogger } from '../logger.js';
 import { pino } from 'pino';
 import { CliError, EXIT_USAGE, reportAndExit, type ConfigFlag } from './common.js';
+import { configPath } from './configLookup.js';
 
 export function registerServiceCommands(program: Command): void {
   program
