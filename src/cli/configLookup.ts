@@ -8,7 +8,14 @@ import { CliError, EXIT_USAGE } from './common.js';
 const TREE = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLONE_CONFIG = join(TREE, 'config', 'relaybox.example.yaml');
 
-export const CONFIG_LOOKUP = `--config FILE, else $RELAYBOX_CONFIG, else ${DEFAULT_CONFIG_PATH}, else (in a clone, run from its top) config/relaybox.example.yaml`;
+/** The lookup order as --help shows it. */
+export const CONFIG_LOOKUP = [
+  'Configuration file: the first of',
+  '  --config FILE',
+  '  $RELAYBOX_CONFIG',
+  `  ${DEFAULT_CONFIG_PATH}`,
+  '  config/relaybox.example.yaml   in a git clone, run from its top directory (the file make run uses)',
+].join('\n');
 
 /**
  * The configuration file of a command: `--config FILE`, else `$RELAYBOX_CONFIG`, else

@@ -17,7 +17,7 @@ interface DoctorFlags extends ConfigFlag {
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('check config, hostname, clock, spool, every upstream (DNS, TCP, TLS, EHLO, AUTH) and SPF/DMARC; exit 1 on any FAIL')
+    .description('check config, hostname, clock, spool, every upstream (DNS, TCP, TLS, EHLO, AUTH) and SPF/DMARC; exit 1 on any FAIL, 2 when the configuration does not load')
     .option('--config <file>', 'configuration file')
     .option('--dns-server <host:port>', 'ask this DNS server instead of the system resolver (also $RELAYBOX_DNS_SERVER)')
     .option('--timeout <seconds>', 'per network step', '10')
