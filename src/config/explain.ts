@@ -54,7 +54,7 @@ function didYouMean(typed: string, known: readonly string[]): string {
 function wrongType(expected: string, input: unknown): string {
   if (input === undefined) return 'is required';
   if (input === null) return 'has no value: give it one, or remove the line';
-  if (expected === 'array' && (typeof input === 'string' || typeof input === 'number')) return `write it as a list: ${JSON.stringify([input])}`;
+  if (expected === 'array' && typeof input === 'string') return `write it as a list: ${JSON.stringify([input])}`;
   const got = Array.isArray(input) ? 'a list' : typeof input === 'object' ? 'keys' : typeof input === 'string' ? 'text' : `a ${typeof input}`;
   switch (expected) {
     case 'object':
