@@ -7,13 +7,24 @@ all: build
 
 # npm ci only when the lock file changed since the last install.
 node_modules/.installed: package.json package-lock.json
+	@echo 'npm ci: installing the dependencies. better-sqlite3 compiles SQLite from C where no prebuilt'
+	@echo 'binary fits this machine (an ARM board, a Node.js newer than its release): several minutes,'
+	@echo 'longer on a Raspberry Pi, with no output until it is done.'
 	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
 deps: node_modules/.installed
 
-build: deps
+# tsc only when a source changed: it takes most of a minute, and `make run` is run often. A
+# failed build removes dist/cli.js (.DELETE_ON_ERROR), so the next make tries again.
+SOURCES := $(shell find src -type f) tsconfig.json
+dist/cli.js: node_modules/.installed $(SOURCES)
 	$(NPM) run build
+	@touch $@
+
+.DELETE_ON_ERROR:
+
+build: dist/cli.js
 
 run: build
 	@mkdir -p var

@@ -71,7 +71,8 @@ export class RelayApp {
     try {
       app.smtpBound = await ingress.start();
       for (const feature of features) await feature.start();
-      logger.info({ smtp: app.smtpBound.map(formatHostPort), upstreams: upstreamNames, data_dir: config.data_dir }, 'relaybox started');
+      const http = app.httpAddress ? formatHostPort(app.httpAddress) : 'off';
+      logger.info({ smtp: app.smtpBound.map(formatHostPort), http, upstreams: upstreamNames, data_dir: config.data_dir }, 'relaybox started');
     } catch (err) {
       await app.stop();
       throw err;
@@ -98,7 +99,16 @@ export class RelayApp {
 
   /** Where the web console and API listen (port 0 in tests becomes a real port); undefined when http is off. */
   get httpAddress(): ListenAddress | undefined {
-    return (this.parts.features.find((f) => f.name === 'http') as WebConsole | undefined)?.address;
+    return this.webConsole?.address;
+  }
+
+  /** Why the configured console is off (its port could not be opened); the service runs on without it. */
+  get httpOff(): string | undefined {
+    return this.webConsole?.off;
+  }
+
+  private get webConsole(): WebConsole | undefined {
+    return this.parts.features.find((f) => f.name === 'http') as WebConsole | undefined;
   }
 
   /** Stop accepting, let deliveries in flight finish (bounded), close the spool. Idempotent. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { VERSION as version } from './version.js';
-import { EXIT_USAGE, reportAndExit } from './cli/common.js';
+import { EXIT_OK, EXIT_USAGE, reportAndExit } from './cli/common.js';
+import { addHelpTexts } from './cli/help.js';
 
 /**
  * Each command group is loaded when it is needed: `serve` runs for years on a small box, and
@@ -23,6 +24,10 @@ const program = new Command('relaybox')
   .exitOverride();
 
 for (const load of process.argv[2] === 'serve' ? COMMANDS.slice(0, 1) : COMMANDS) (await load())(program);
+addHelpTexts(program);
+
+// `relaybox log export | head`: the reader has all it wants; that is the end, not a failure.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(EXIT_OK) : reportAndExit(err)));
 
 try {
   await program.parseAsync(process.argv);

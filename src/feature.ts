@@ -16,8 +16,8 @@ export interface FeatureContext {
 
 /**
  * An independent part of the service wired by app.ts. `start` must not fail the service for an
- * outside dependency that is merely away (a broker down); it fails only on bad configuration or
- * a port it cannot bind.
+ * outside dependency that is merely away (a broker down); it fails only on bad configuration.
+ * A port it cannot bind leaves it off, logged, while mail goes on (the web console).
  */
 export interface Feature {
   readonly name: string;

@@ -1,10 +1,13 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { listMessages } from '../src/spool/log.js';
-import { relayConfig, runCli, sendMail, startRelay, waitFor } from './helpers/relay.js';
+import { openSpool } from '../src/spool/db.js';
+import { SpoolStore } from '../src/spool/store.js';
+import { CLI, relayConfig, runCli, sendMail, startRelay, waitFor } from './helpers/relay.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -97,6 +100,38 @@ describe('relaybox CLI', () => {
     expect(await runCli(['log', 'export', '--tz', 'Mars/Base', '--config', file])).toMatchObject({ code: 2, stderr: expect.stringContaining('--tz: unknown time zone "Mars/Base"') });
   }, 120_000);
 
+  it('log export | head ends quietly with exit 0', async () => {
+    const dir = tempDir();
+    const file = writeConfig(dir, relayConfig(dir));
+    const store = new SpoolStore(openSpool(dir));
+    // Far more than a pipe holds (64 KiB), so that the export is still writing when head has gone.
+    for (let i = 0; i < 1000; i++) {
+      const body = store.receive();
+      body.write(Buffer.from('From: mfp@example.com\r\nSubject: scan\r\n\r\nbody\r\n'));
+      await store.accept(body, { mailFrom: 'mfp@example.com', recipients: ['a@example.com'], client: 'test', subject: `scan ${'x'.repeat(300)}` });
+    }
+    store.close();
+    const piped = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const shell = spawn('bash', ['-c', 'set -o pipefail; "$0" "$1" log export --config "$2" | head -n 1', process.execPath, CLI, file]);
+      let stdout = '';
+      let stderr = '';
+      shell.stdout.on('data', (d) => (stdout += d));
+      shell.stderr.on('data', (d) => (stderr += d));
+      shell.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(piped).toEqual({ code: 0, stdout: 'time,id,event,from,to,subject,size,upstream,reply,duration_ms\n', stderr: '' });
+  });
+
+  it('--help names the configuration lookup and gives two examples per command', async () => {
+    const [top, retry, exportHelp] = await Promise.all([runCli(['--help']), runCli(['queue', 'retry', '--help']), runCli(['log', 'export', '--help'])]);
+    for (const help of [top, retry, exportHelp]) {
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/--config FILE\n {2}\$RELAYBOX_CONFIG\n {2}\/etc\/relaybox\/relaybox\.yaml\n {2}config\/relaybox\.example\.yaml/);
+    }
+    expect(retry.stdout).toMatch(/Examples:\n {2}relaybox queue retry 42\n {2}relaybox queue retry --all-failed\n/);
+    expect(exportHelp.stdout).toMatch(/Examples:\n {2}relaybox log export .*\n {2}relaybox log export .*\n/);
+  });
+
   it('drops a waiting message', async () => {
     const dir = tempDir();
     const down = await TestUpstream.start();
@@ -109,6 +144,12 @@ describe('relaybox CLI', () => {
     const { app, port } = await startRelay(raw);
     await sendMail(port, { to: ['a@example.com'] });
     const waiting = await waitFor(() => listMessages(app.spool.db, { status: 'deferred' })[0]);
+    const [list, delivering] = await Promise.all([
+      runCli(['queue', 'list', '--config', file]),
+      runCli(['queue', 'list', '--status', 'delivering', '--config', file]),
+    ]);
+    expect(list.stdout).toMatch(/\n-- 1 message waiting \(1 deferred\), 1 KiB\n$/); // as mailq ends
+    expect(delivering.stdout).toBe('no message is delivering\n-- 1 message waiting (1 deferred), 1 KiB\n');
     const drop = await runCli(['queue', 'drop', String(waiting.id), '--config', file]);
     expect(drop).toMatchObject({ code: 0, stdout: `message ${waiting.id} dropped\n` });
     expect(listMessages(app.spool.db)[0]!.state).toBe('dropped');

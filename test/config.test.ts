@@ -2,7 +2,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../src/config/duration.js';
-import { parseConfig } from '../src/config/load.js';
+import { ConfigError, parseConfig } from '../src/config/load.js';
 import { configProblems, FILE_UPSTREAM } from './helpers/config.js';
 import { isFqdn, networkMatcher } from '../src/config/net.js';
 import { tempDir } from './helpers/tmp.js';
@@ -21,7 +21,8 @@ describe('configuration', () => {
 
   it('names the key and the problem', () => {
     expect(problems(`smtp: { listen: ["2525x"] }\n${FILE_UPSTREAM}`)).toEqual(['smtp.listen[0]: expected host:port, got "2525x"']);
-    expect(problems(`smtpp: {}\n${FILE_UPSTREAM}`)).toEqual(['smtpp: unknown key']);
+    expect(problems(`smtpp: {}\n${FILE_UPSTREAM}`)).toEqual(['smtpp: unknown key — did you mean smtp?']);
+    expect(problems(`carrier_pigeon: {}\n${FILE_UPSTREAM}`)).toEqual(['carrier_pigeon: unknown key']); // no guess when nothing is close
     expect(problems('upstreams: [{ name: x, type: carrier-pigeon }]')).toEqual(['upstreams[0].type: type must be one of smtp, gmail-relay, gmail-oauth2, microsoft365-oauth2, gmail-app-password, file']);
     expect(problems('upstreams: [{ name: x, type: smtp }]')).toEqual(['upstreams[0].host: is required']);
     expect(problems(`delivery: { retry: { first: soon } }\n${FILE_UPSTREAM}`)).toEqual([
@@ -30,6 +31,47 @@ describe('configuration', () => {
     expect(problems(`smtp: { allow_networks: ["10.0.0.0/33"] }\n${FILE_UPSTREAM}`)[0]).toMatch(/^smtp\.allow_networks\[0\]: expected an address or network/);
     expect(problems('upstreams: [{ name: a, type: file, dir: x }, { name: a, type: file, dir: y }]')).toEqual(['upstreams[1].name: duplicate upstream name "a"']);
     expect(problems('smtp: [')[0]).toMatch(/^YAML syntax at line 1/);
+  });
+
+  it('says what to write for the common mistakes, suggests the near miss and gives the line', () => {
+    const yaml = [
+      'smtp:',
+      '  listen: "0.0.0.0:25"',
+      '  max_mesage_bytes: 1000',
+      '  tls: { mode: startls }',
+      'delivery:',
+      '  concurency: 3',
+      'http:',
+      '  enabled: yes',
+      'upstreams:',
+      '  - { name: a, type: gmail_relay }',
+      '  - name: b',
+      '    type: file',
+      '    dri: ./out',
+      'mqtt:',
+    ].join('\n');
+    const err = (() => {
+      try {
+        parseConfig(yaml);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(err.located).toEqual([
+      'smtp.listen: write it as a list: ["0.0.0.0:25"] (line 2)',
+      'smtp.max_mesage_bytes: unknown key — did you mean max_message_bytes? (line 3)',
+      'smtp.tls.mode: expected one of none, starttls, implicit, got "startls" — did you mean starttls? (line 4)',
+      'delivery.concurency: unknown key — did you mean concurrency? (line 6)',
+      'http.enabled: expected true or false, got "yes" (line 8)',
+      'upstreams[0].type: type must be one of smtp, gmail-relay, gmail-oauth2, microsoft365-oauth2, gmail-app-password, file — did you mean gmail-relay? (line 10)',
+      'upstreams[1].dir: is required (line 11)',
+      'upstreams[1].dri: unknown key — did you mean dir? (line 13)',
+      'mqtt: has no value: give it one, or remove the line (line 14)',
+    ]);
+    expect(problems(`smtp: { listen: [] }\n${FILE_UPSTREAM}`)).toEqual(['smtp.listen: needs at least 1 entry']);
+    expect(problems(`smtp: { max_connections: "lots" }\n${FILE_UPSTREAM}`)).toEqual(['smtp.max_connections: expected a number, got "lots"']);
+    expect(problems('upstreams: [{ name: a, type: smtp, host: h, auth: { user: 0123, pass: x } }]')).toEqual(['upstreams[0].auth.user: expected text, got a number: put it in quotes']);
   });
 
   it("refuses Google's relay with a hostname that is not fully qualified", () => {

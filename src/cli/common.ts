@@ -21,7 +21,7 @@ export interface ConfigFlag {
 /** Prints what went wrong the way a person can act on it, and exits with the right code. */
 export function reportAndExit(err: unknown): never {
   if (err instanceof ConfigError) {
-    process.stderr.write(`relaybox: bad configuration in ${err.source}:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
+    process.stderr.write(`relaybox: bad configuration in ${err.source}:\n${err.located.map((p) => `  ${p}\n`).join('')}`);
     process.exit(EXIT_USAGE);
   }
   if (err instanceof CliError) {

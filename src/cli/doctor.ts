@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { configPath } from '../config/load.js';
 import { parseHostPort } from '../config/net.js';
 import { formatFinding, summary } from '../doctor/report.js';
 import { runDoctor } from '../doctor/run.js';
 import { CliError, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, type ConfigFlag } from './common.js';
+import { configPath } from './configLookup.js';
 
 interface DoctorFlags extends ConfigFlag {
   dnsServer?: string;
@@ -17,7 +17,7 @@ interface DoctorFlags extends ConfigFlag {
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('check config, hostname, clock, spool, every upstream (DNS, TCP, TLS, EHLO, AUTH) and SPF/DMARC; exit 1 on any FAIL')
+    .description('check config, hostname, clock, spool, every upstream (DNS, TCP, TLS, EHLO, AUTH) and SPF/DMARC; exit 1 on any FAIL, 2 when the configuration does not load')
     .option('--config <file>', 'configuration file')
     .option('--dns-server <host:port>', 'ask this DNS server instead of the system resolver (also $RELAYBOX_DNS_SERVER)')
     .option('--timeout <seconds>', 'per network step', '10')

@@ -4,6 +4,8 @@ import { SpoolStore } from '../spool/store.js';
 import { CliError, EXIT_USAGE, isoTime, parseId, type ConfigFlag } from './common.js';
 import { openConfiguredSpool } from './configFile.js';
 import { headerLines } from '../message/headers.js';
+import { waitingSummary } from '../spool/queueSummary.js';
+import { noMessagesLine, summaryLine } from './queueWords.js';
 
 const STATES = ['queued', 'delivering', 'deferred', 'delivered', 'failed', 'dropped'];
 
@@ -21,9 +23,11 @@ export function registerQueueCommands(program: Command): void {
       if (flags.status && !STATES.includes(flags.status)) throw new CliError(`--status must be one of ${STATES.join(', ')}`, EXIT_USAGE);
       const { db } = openConfiguredSpool(flags);
       const rows = listMessages(db, { status: flags.status, limit: Number(flags.limit) || 100 });
+      const waiting = waitingSummary(db);
       db.close();
       if (flags.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-      process.stdout.write(formatTable(rows));
+      if (rows.length === 0) return void process.stdout.write(`${noMessagesLine(flags.status)}${flags.status ? summaryLine(waiting) : ''}`);
+      process.stdout.write(`${formatTable(rows)}${summaryLine(waiting)}`);
     });
 
   queue
@@ -98,7 +102,6 @@ export function registerQueueCommands(program: Command): void {
 }
 
 function formatTable(rows: MessageSummary[]): string {
-  if (rows.length === 0) return 'the spool is empty\n';
   const header = ['ID', 'RECEIVED', 'STATE', 'TRIES', 'NEXT TRY', 'FROM', 'TO', 'LAST REPLY'];
   const lines = rows.map((m) => [
     String(m.id),

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { RelayApp } from '../app.js';
-import { configPath } from '../config/errors.js';
 import { formatHostPort } from '../config/net.js';
 import { loadConfigOffThread } from '../config/offThread.js';
 import type { Config } from '../config/schema.js';
@@ -8,16 +7,20 @@ import { hashPassword } from '../ingress/passwords.js';
 import { createLogger } from '../logger.js';
 import { pino } from 'pino';
 import { CliError, EXIT_USAGE, reportAndExit, type ConfigFlag } from './common.js';
+import { configPath } from './configLookup.js';
+import { startLine } from './startLine.js';
 
 export function registerServiceCommands(program: Command): void {
   program
     .command('serve')
-    .description('run the service in the foreground; logs JSON lines to stdout')
+    .description('run the service in the foreground; logs JSON lines to stdout, one line for people to stderr')
     .option('--config <file>', 'configuration file')
     .action(async (flags: ConfigFlag) => {
       const config = await loadConfigOffThread(configPath(flags.config));
       const logger = createLogger(config.log.level);
       const app = await RelayApp.start(config, logger);
+      // For a person at a terminal or in journalctl; stdout carries the JSON log for machines.
+      process.stderr.write(startLine(app));
       let signals = 0;
       const shutdown = (signal: string) => {
         if (++signals > 1) process.exit(1); // a second Ctrl-C: stop waiting

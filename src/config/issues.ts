@@ -15,6 +15,7 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
   return key ? `${key}: ${message}` : message;
 }
 
-function formatPath(path: PropertyKey[]): string {
+/** `['smtp', 'listen', 0]` → `smtp.listen[0]` */
+export function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, part) => (typeof part === 'number' ? `${out}[${part}]` : out ? `${out}.${String(part)}` : String(part)), '');
 }

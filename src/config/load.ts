@@ -1,59 +1,72 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { isFqdn } from './net.js';
 import { ConfigError } from './errors.js';
-import { describeIssue } from './issues.js';
+import { explainIssue, type ConfigProblem } from './explain.js';
 import { configSchema, type Config } from './schema.js';
 import { readFailure } from './unreadable.js';
+import { lineOf } from './yamlLines.js';
 
-export { ConfigError, configPath, DEFAULT_CONFIG_PATH } from './errors.js';
+export { ConfigError, DEFAULT_CONFIG_PATH } from './errors.js';
 
 export function loadConfigFile(path: string): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(path, [`cannot read the file: ${readFailure(err, path)}`]);
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (point at the right one with --config FILE or RELAYBOX_CONFIG=FILE)' : readFailure(err, path);
+    throw new ConfigError(path, [`cannot read the file: ${why}`]);
   }
   return parseConfig(text, path);
 }
 
 export function parseConfig(text: string, source = 'config'): Config {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { prettyErrors: true });
-  } catch (err) {
-    if (err instanceof YAMLParseError) {
-      const at = err.linePos?.[0];
-      throw new ConfigError(source, [`YAML syntax${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${err.message.split('\n')[0]}`]);
-    }
-    throw err;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter: lines });
+  const [syntax] = doc.errors;
+  if (syntax) {
+    const at = syntax.linePos?.[0];
+    throw new ConfigError(source, [`YAML syntax${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${syntax.message.split('\n')[0]}`]);
   }
+  let raw: unknown = doc.toJS();
   if (raw === null || raw === undefined) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(source, ['the file must be a YAML mapping of keys']);
-  return validateConfig(raw, source);
+  const checked = checkConfig(raw);
+  if ('config' in checked) return checked.config;
+  // Each problem with the line a person has to go to, top of the file first.
+  const located = checked.problems.map((p) => ({ text: p.text, line: lineOf(doc, lines, p.path) }));
+  located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
+  throw new ConfigError(source, located.map((p) => p.text), located.map((p) => p.line));
 }
 
 export function validateConfig(raw: unknown, source = 'config'): Config {
-  const result = configSchema.safeParse(raw);
-  if (!result.success) throw new ConfigError(source, result.error.issues.map(describeIssue));
-  const config = result.data;
-  const problems = semanticProblems(config);
-  if (problems.length > 0) throw new ConfigError(source, problems);
-  config.data_dir = absolute(config.data_dir);
-  for (const u of config.upstreams) if (u.type === 'file') u.dir = absolute(u.dir);
-  return config;
+  const checked = checkConfig(raw);
+  if ('problems' in checked) throw new ConfigError(source, checked.problems.map((p) => p.text));
+  return checked.config;
 }
 
-function semanticProblems(config: Config): string[] {
-  const problems: string[] = [];
+function checkConfig(raw: unknown): { config: Config } | { problems: ConfigProblem[] } {
+  const result = configSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) return { problems: result.error.issues.flatMap((issue) => explainIssue(issue, { schema: configSchema, raw })) };
+  const config = result.data;
+  const problems = semanticProblems(config);
+  if (problems.length > 0) return { problems };
+  config.data_dir = absolute(config.data_dir);
+  for (const u of config.upstreams) if (u.type === 'file') u.dir = absolute(u.dir);
+  return { config };
+}
+
+function semanticProblems(config: Config): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
   const relay = config.upstreams.find((u) => u.type === 'gmail-relay');
   if (relay && !isFqdn(config.hostname)) {
-    problems.push(
-      `hostname: "${config.hostname}" is not a fully qualified name; Google's SMTP relay (upstream "${relay.name}") ` +
+    problems.push({
+      path: ['hostname'],
+      text:
+        `hostname: "${config.hostname}" is not a fully qualified name; Google's SMTP relay (upstream "${relay.name}") ` +
         'answers 421 to such an EHLO. Set hostname to a name in your domain, e.g. relaybox.example.com',
-    );
+    });
   }
   return problems;
 }

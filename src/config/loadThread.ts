@@ -8,6 +8,6 @@ let answer: ConfigLoaded;
 try {
   answer = { config: loadConfigFile(workerData as string) };
 } catch (err) {
-  answer = err instanceof ConfigError ? { source: err.source, problems: err.problems } : { failure: (err as Error)?.message ?? String(err) };
+  answer = err instanceof ConfigError ? { source: err.source, problems: err.problems, lines: err.lines } : { failure: (err as Error)?.message ?? String(err) };
 }
 parentPort!.postMessage(answer);

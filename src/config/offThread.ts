@@ -2,7 +2,7 @@ import { startThread } from '../threads.js';
 import { ConfigError } from './errors.js';
 import type { Config } from './schema.js';
 
-export type ConfigLoaded = { config: Config } | { source: string; problems: string[] } | { failure: string };
+export type ConfigLoaded = { config: Config } | { source: string; problems: string[]; lines: Array<number | undefined> } | { failure: string };
 
 /**
  * Reads and validates the configuration on a short-lived thread. The YAML parser and the schema
@@ -15,7 +15,7 @@ export function loadConfigOffThread(path: string): Promise<Config> {
     const thread = startThread(import.meta.url, 'loadThread', path);
     thread.once('message', (answer: ConfigLoaded) => {
       if ('config' in answer) resolve(answer.config);
-      else if ('problems' in answer) reject(new ConfigError(answer.source, answer.problems));
+      else if ('problems' in answer) reject(new ConfigError(answer.source, answer.problems, answer.lines));
       else reject(new Error(answer.failure));
     });
     thread.once('error', reject);

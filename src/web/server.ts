@@ -16,6 +16,7 @@ export class WebConsole implements Feature {
   readonly name = 'http';
   private server: Server | undefined;
   private bound: ListenAddress | undefined;
+  private offReason: string | undefined;
   private running = false;
   private readonly metrics: RelayMetrics;
   private readonly lockouts: AuthLockouts;
@@ -32,16 +33,25 @@ export class WebConsole implements Feature {
     return this.bound;
   }
 
+  /** Why the console is off although configured (its port could not be opened); undefined when it is on. */
+  get off(): string | undefined {
+    return this.offReason;
+  }
+
   async start(): Promise<void> {
     const { host, port } = this.context.config.http.listen;
     const server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => {
-        const why = err.code === 'EADDRINUSE' ? 'another program is listening there' : err.message;
-        reject(new Error(`http.listen ${formatHostPort({ host, port })}: ${why}; change http.listen or set http.enabled: false`));
-      });
-      server.listen(port, host, () => resolve());
+    const failure = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      server.once('error', resolve);
+      server.listen(port, host, () => resolve(undefined));
     });
+    if (failure) {
+      // Mail matters more than the console: SMTP and delivery go on without it (a port taken by
+      // Mailpit or MailHog, which use 8025 too, is the usual reason).
+      this.offReason = `http.listen ${formatHostPort({ host, port })}: ${listenFailure(failure, port)}`;
+      this.context.logger.error({ http: formatHostPort({ host, port }), code: failure.code }, `console off: ${this.offReason}; SMTP and delivery go on. Change http.listen (or set http.enabled: false) and restart`);
+      return;
+    }
     server.on('error', (err) => this.context.logger.error({ err }, 'http server error'));
     const info = server.address() as AddressInfo;
     this.server = server;
@@ -74,6 +84,13 @@ export class WebConsole implements Feature {
       },
     );
   }
+}
+
+function listenFailure(err: NodeJS.ErrnoException, port: number): string {
+  if (err.code === 'EADDRINUSE') return `another program is listening there${port === 8025 ? ' (Mailpit and MailHog use 8025 too)' : ''}`;
+  if (err.code === 'EACCES') return 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)';
+  if (err.code === 'EADDRNOTAVAIL') return 'no network interface of this machine has that address';
+  return err.message;
 }
 
 /** The `http:` feature when enabled; app.ts adds it to the optional parts. */
