@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import { RelayApp } from '../app.js';
 import { configPath } from '../config/errors.js';
 import { formatHostPort } from '../config/net.js';
@@ -15,9 +16,10 @@ export function registerServiceCommands(program: Command): void {
     .description('run the service in the foreground; logs JSON lines to stdout')
     .option('--config <file>', 'configuration file')
     .action(async (flags: ConfigFlag) => {
-      const config = await loadConfigOffThread(configPath(flags.config));
+      const path = configPath(flags.config);
+      const config = await loadConfigOffThread(path);
       const logger = createLogger(config.log.level);
-      const app = await RelayApp.start(config, logger);
+      const app = await RelayApp.start(config, logger, { configPath: resolve(path) });
       let signals = 0;
       const shutdown = (signal: string) => {
         if (++signals > 1) process.exit(1); // a second Ctrl-C: stop waiting
