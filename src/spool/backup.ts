@@ -6,7 +6,7 @@ import { openSpool, spoolPath } from './db.js';
 export interface SpoolCounts {
   schemaVersion: number;
   messages: number;
-  /** Messages not yet delivered, failed or dropped: the mail a restore must not lose. */
+  /** Messages accepted and not yet delivered, failed or dropped: the mail a restore must not lose. */
   undelivered: number;
 }
 
@@ -38,7 +38,7 @@ export function countSpoolFile(file: string): SpoolCounts {
     const schemaVersion = db.pragma('user_version', { simple: true }) as number;
     if (schemaVersion === 0) return { schemaVersion, messages: 0, undelivered: 0 };
     const row = db
-      .prepare(`SELECT count(*) AS messages, count(*) FILTER (WHERE state NOT IN ('delivered', 'failed', 'dropped')) AS undelivered FROM messages`)
+      .prepare(`SELECT count(*) AS messages, count(*) FILTER (WHERE state IN ('queued', 'delivering', 'deferred')) AS undelivered FROM messages`)
       .get() as { messages: number; undelivered: number };
     return { schemaVersion, ...row };
   } finally {
