@@ -8,6 +8,7 @@ import { RelayApp } from '../src/app.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { listMessages } from '../src/spool/log.js';
 import { relayConfig, runCli, sendMail, waitFor } from './helpers/relay.js';
+import { useBrowser } from './helpers/browser.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -160,6 +161,12 @@ describe('relaybox backup and restore', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="relaybox-backup-relaybox\.test\.example-\d{8}-\d{6}\.tar\.gz"$/);
     expect(res.headers.get('cache-control')).toBe('no-store');
+    // The console's session cookie is as good as the token; a GET needs no CSRF header.
+    const login = await fetch(`http://127.0.0.1:${app.httpAddress!.port}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const bySession = await fetch(url, { headers: { Cookie: cookie } });
+    expect(bySession.status).toBe(200);
+    await bySession.arrayBuffer();
     const downloaded = join(dir, 'download.tar.gz');
     writeFileSync(downloaded, Buffer.from(await res.arrayBuffer()));
     expect(JSON.parse(await manifestOf(downloaded)).config_file).toBe(file);
@@ -169,6 +176,32 @@ describe('relaybox backup and restore', () => {
     const refused = await fetch(`http://127.0.0.1:${open.httpAddress!.port}/api/backup`);
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: string }).error).toMatch(/only when http\.admin_token is set/);
+  });
+});
+
+describe('the console in headless Chromium', () => {
+  const getBrowser = useBrowser();
+
+  it('a logged-in console downloads the backup from "Back up this box"', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const up = await TestUpstream.start();
+    onTestFinished(() => up.close());
+    const { file } = writeBox(dir, up, { http: { listen: '127.0.0.1:0', admin_token: TOKEN } });
+    const app = await startFromFile(file);
+    const context = await getBrowser().newContext({ acceptDownloads: true, locale: 'en-US' });
+    onTestFinished(() => context.close());
+    const page = await context.newPage();
+    await page.goto(`http://127.0.0.1:${app.httpAddress!.port}/`);
+    await page.locator('#token').fill(TOKEN);
+    await page.locator('#login-form button').click();
+    await page.locator('#console').waitFor({ state: 'visible' });
+    await page.getByText('Back up this box').click();
+    await page.screenshot({ path: '/tmp/relaybox-console-backup.png', fullPage: true });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByText('Download a backup').click()]);
+    expect(download.suggestedFilename()).toMatch(/^relaybox-backup-relaybox\.test\.example-\d{8}-\d{6}\.tar\.gz$/);
+    const saved = join(dir, 'from-browser.tar.gz');
+    await download.saveAs(saved);
+    expect(JSON.parse(await manifestOf(saved)).files.map((f: { what: string }) => f.what)).toContain('configuration');
   });
 });
 
