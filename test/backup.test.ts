@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { create as createTar, list as listTar } from 'tar';
@@ -113,11 +113,17 @@ describe('relaybox backup and restore', () => {
     const up = await TestUpstream.start();
     onTestFinished(() => up.close());
     await up.stop();
-    const { file } = writeBox(dir, up);
+    const { file, dataDir } = writeBox(dir, up);
     const app = await startFromFile(file);
     await sendMail(app.smtpAddresses[0]!.port, { to: ['desk@example.com'], subject: 'waiting' });
+    // What a backup killed by a power cut two days ago left behind: a copy of the spool.
+    const stale = join(dataDir, '.backup-x1y2z3');
+    mkdirSync(stale);
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    utimesSync(stale, twoDaysAgo, twoDaysAgo);
     const archive = join(dir, 'box.tar.gz');
     expect((await runCli(['backup', archive, '--config', file])).code).toBe(0);
+    expect(existsSync(stale)).toBe(false);
 
     const running = await runCli(['restore', archive, '--config', file]);
     expect(running.code).toBe(1);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { extract, list, type ReadEntry } from 'tar';
 import { countSpoolFile, spoolInUse, type SpoolCounts } from '../spool/backup.js';
@@ -7,6 +7,7 @@ import { spoolPath } from '../spool/db.js';
 import { VERSION } from '../version.js';
 import { BackupError, checkManifest, MANIFEST_ENTRY, type Manifest } from './manifest.js';
 import { differs, modesFor, ownerFor, placeFile } from './place.js';
+import { stagingDir } from './staging.js';
 
 export interface RestoreOptions {
   archive: string;
@@ -48,7 +49,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
   }
 
   await mkdir(dataDir, { recursive: true, mode: 0o750 });
-  const staging = await mkdtemp(join(dataDir, '.restore-'));
+  const staging = await stagingDir(dataDir, 'restore');
   try {
     await extract({ file: options.archive, cwd: staging, strict: true, filter: (path, entry) => targets.has(posix.normalize(path)) && (entry as ReadEntry).type === 'File' });
     for (const entry of targets.keys()) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +10,7 @@ import { spoolPath } from '../spool/db.js';
 import { VERSION } from '../version.js';
 import { backupContents, type ContentsOptions } from './contents.js';
 import { BACKUP_FORMAT, BackupError, MANIFEST_ENTRY, type Manifest } from './manifest.js';
+import { stagingDir } from './staging.js';
 
 export interface BackupOptions extends Omit<ContentsOptions, 'configText'> {
   /** The archive to write; replaced atomically when it exists. */
@@ -29,9 +30,11 @@ export interface BackupSummary {
  */
 export async function writeBackup(options: BackupOptions): Promise<BackupSummary> {
   const { configPath, dataDir, out } = options;
-  const configText = await readFile(configPath, 'utf8');
+  const configText = await readFile(configPath, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new BackupError(`cannot read the configuration ${configPath}: ${err.code ?? err.message}`);
+  });
   if (!existsSync(spoolPath(dataDir))) throw new BackupError(`there is no spool in ${dataDir}: relaybox has not run with this configuration yet`);
-  const staging = await mkdtemp(join(dataDir, '.backup-')); // mode 0700
+  const staging = await stagingDir(dataDir, 'backup');
   const partial = join(dirname(out), `.${randomBytes(6).toString('hex')}.partial`);
   try {
     await mkdir(join(staging, 'data'), { mode: 0o700 });
