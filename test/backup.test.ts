@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { create as createTar, list as listTar } from 'tar';
@@ -117,6 +117,8 @@ describe('relaybox backup and restore', () => {
     const app = await startFromFile(file);
     await sendMail(app.smtpAddresses[0]!.port, { to: ['desk@example.com'], subject: 'waiting' });
     // What a backup killed by a power cut two days ago left behind: a copy of the spool.
+    mkdirSync(join(dataDir, 'oauth'), { mode: 0o700 });
+    writeFileSync(join(dataDir, 'oauth', 'office.refresh.json'), '{"refresh_token":"1//secret"}\n', { mode: 0o600 });
     const stale = join(dataDir, '.backup-x1y2z3');
     mkdirSync(stale);
     const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
@@ -133,9 +135,16 @@ describe('relaybox backup and restore', () => {
     const full = await runCli(['restore', archive, '--config', file]);
     expect(full.code).toBe(1);
     expect(full.stderr).toMatch(/spool\.db holds 1 message\(s\), 1 of them undelivered: restore --force replaces them/);
+    // As root, restored files go to data_dir's owner (the service's user), tokens 0600 in 0700.
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) chownSync(dataDir, 65534, 65534);
     const forced = await runCli(['restore', archive, '--config', file, '--force']);
     expect(forced.stderr).toBe('');
     expect(forced.code).toBe(0);
+    const token = statSync(join(dataDir, 'oauth', 'office.refresh.json'));
+    expect(token.mode & 0o777).toBe(0o600);
+    expect(statSync(join(dataDir, 'oauth')).mode & 0o777).toBe(0o700);
+    if (asRoot) expect([token.uid, statSync(join(dataDir, 'spool.db')).uid]).toEqual([65534, 65534]);
 
     // The same archive, its manifest saying it was written in a later format.
     const newer = join(dir, 'newer');
