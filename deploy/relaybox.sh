@@ -11,6 +11,10 @@ RELAYBOX_HOME=${RELAYBOX_HOME:-/usr/lib/relaybox}
 # port 25. RELAYBOX_AS_ROOT=1 opts out. The switch is said once on stderr (a file root can read
 # and relaybox cannot is otherwise a riddle); RELAYBOX_FROM_ROOT=1 tells the CLI, which then names
 # such a file and why. first-boot.sh, which wants the switch, sets RELAYBOX_SWITCH_NOTE=0.
+# `backup` and `restore` stay root: restore writes /etc/relaybox (and gives data_dir's files to
+# its owner itself), backup writes where the admin says; SQLite gives the spool's -wal and -shm
+# files the owner of spool.db even when root makes them.
+case "${1:-}" in backup | restore) RELAYBOX_AS_ROOT=${RELAYBOX_AS_ROOT:-1} ;; esac
 if [ "$(id -u)" = 0 ] && [ -z "${RELAYBOX_AS_ROOT:-}" ] && getent passwd relaybox >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1; then
   [ "${RELAYBOX_SWITCH_NOTE:-1}" = 0 ] ||
     echo "relaybox: running as the relaybox user, as the service does; files it reads must be readable by that user (RELAYBOX_AS_ROOT=1 stays root)" >&2

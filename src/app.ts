@@ -39,7 +39,7 @@ export class RelayApp {
   private constructor(private readonly parts: AppParts) {}
 
   /** Opens the spool, recovers what a crash left, starts delivery and then ingress. */
-  static async start(config: Config, logger: Logger): Promise<RelayApp> {
+  static async start(config: Config, logger: Logger, options: { configPath?: string } = {}): Promise<RelayApp> {
     const events = new RelayEvents();
     // On a full disk relaybox starts all the same: no new mail until there is room, delivery goes on.
     const db = openSpoolMakingRoom(config.data_dir);
@@ -60,7 +60,7 @@ export class RelayApp {
     }
     // The delivery thread starts while the device is still sending, not after its 250.
     const ingress = new SmtpIngress({ config, spool, logger, events, onTransaction: () => delivery.expectMail(), diskSpace: disk });
-    const features = await createFeatures({ config, logger, events, spool, status });
+    const features = await createFeatures({ config, logger, events, spool, status, configPath: options.configPath });
     const app = new RelayApp({ config, logger, events, spool, delivery, ingress, status, features, disk });
     disk.start();
     events.on('message', (e) => {

@@ -15,6 +15,7 @@ const COMMANDS: Array<() => Promise<(program: Command) => void>> = [
   async () => (await import('./cli/logExport.js')).registerLogCommands,
   async () => (await import('./cli/oauth.js')).registerOAuthCommands,
   async () => (await import('./cli/doctor.js')).registerDoctor,
+  async () => (await import('./cli/backup.js')).registerBackupCommands,
 ];
 
 const program = new Command('relaybox')

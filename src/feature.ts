@@ -12,6 +12,8 @@ export interface FeatureContext {
   /** Read through `spool.db` with the spool/log.ts queries; write only through the store's methods. */
   spool: SpoolStore;
   status: StatusTracker;
+  /** The configuration file the service was started from (`serve --config`); the console's backup carries it. */
+  configPath?: string;
 }
 
 /**

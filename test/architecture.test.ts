@@ -25,6 +25,7 @@ const FORBIDDEN: Record<string, string[]> = {
   upstreams: ['spool', 'delivery', 'ingress', 'web', 'status', 'cli', 'app'],
   ingress: ['delivery', 'upstreams', 'web', 'cli', 'app'],
   status: ['delivery', 'upstreams', 'web', 'cli', 'app'],
+  backup: ['ingress', 'delivery', 'upstreams', 'web', 'status', 'cli', 'app'],
   health: ['ingress', 'delivery', 'upstreams', 'web', 'status', 'cli', 'app'],
   web: ['delivery', 'upstreams', 'cli', 'app'],
   message: ['spool', 'delivery', 'ingress', 'upstreams', 'web', 'status', 'cli', 'app'],

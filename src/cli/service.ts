@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import { RelayApp } from '../app.js';
 import { formatHostPort } from '../config/net.js';
 import { loadConfigOffThread } from '../config/offThread.js';
@@ -16,9 +17,10 @@ export function registerServiceCommands(program: Command): void {
     .description('run the service in the foreground; logs JSON lines to stdout, one line for people to stderr')
     .option('--config <file>', 'configuration file')
     .action(async (flags: ConfigFlag) => {
-      const config = await loadConfigOffThread(configPath(flags.config));
+      const path = configPath(flags.config);
+      const config = await loadConfigOffThread(path);
       const logger = createLogger(config.log.level);
-      const app = await RelayApp.start(config, logger);
+      const app = await RelayApp.start(config, logger, { configPath: resolve(path) });
       // For a person at a terminal or in journalctl; stdout carries the JSON log for machines.
       process.stderr.write(startLine(app));
       let signals = 0;

@@ -2,6 +2,7 @@ import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SecureVersion } from 'node:tls';
 import type { Config } from '../config/schema.js';
+import { autoCertPaths } from '../config/tlsPaths.js';
 
 export interface TlsMaterial {
   key: Buffer;
@@ -15,11 +16,6 @@ export interface TlsServerOptions extends TlsMaterial {
 }
 
 const CERT_YEARS = 10;
-
-export function autoCertPaths(dataDir: string): { dir: string; cert: string; key: string } {
-  const dir = join(dataDir, 'tls');
-  return { dir, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
-}
 
 /**
  * The certificate and key for the SMTP listeners: the configured files, or with `cert: auto` a

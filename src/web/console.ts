@@ -15,6 +15,7 @@ import type { AuthLockouts } from '../status/lockouts.js';
 import type { RelayMetrics } from '../status/metrics.js';
 import { apiRoutes } from './api.js';
 import { WebAuth, type WebEnv } from './auth.js';
+import { backupDownload } from './backup.js';
 import { logCsv } from './csv.js';
 
 /** Beside this module in src/ (tests) and in dist/ (the build copies them). */
@@ -91,6 +92,7 @@ export class ConsoleRoutes {
     app.get('/', (c) => this.asset(c.req.header('if-none-match'), 'index.html'));
     app.get('/assets/:name', (c) => this.asset(c.req.header('if-none-match'), c.req.param('name')));
     app.get('/api/log.csv', logCsv(config.data_dir));
+    app.get('/api/backup', backupDownload({ config, configPath: this.deps.context.configPath, logger }));
     app.route('/api', apiRoutes({ ...this.deps.context, lockouts: this.deps.lockouts }));
 
     app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
