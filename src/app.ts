@@ -8,6 +8,7 @@ import { isDiskFull, openSpoolMakingRoom } from './spool/diskFull.js';
 import { DiskSpace } from './spool/diskSpace.js';
 import { SpoolStore } from './spool/store.js';
 import type { Feature, FeatureContext } from './feature.js';
+import { ReplyHints } from './hints/hint.js';
 import { StatusTracker } from './status/tracker.js';
 import { VERSION } from './version.js';
 import type { WebConsole } from './web/server.js';
@@ -58,7 +59,7 @@ export class RelayApp {
     // The delivery thread starts while the device is still sending, not after its 250.
     const ingress = new SmtpIngress({ config, spool, logger, events, onTransaction: () => delivery.expectMail(), diskSpace: disk });
     const upstreamNames = config.upstreams.map((u) => u.name);
-    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk });
+    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk, hints: new ReplyHints(config) });
     const features = await createFeatures({ config, logger, events, spool, status });
     const app = new RelayApp({ config, logger, events, spool, delivery, ingress, status, features, disk });
     disk.start();

@@ -9,7 +9,7 @@ export const NETWORK_ROWS: readonly HintRow[] = [
   {
     id: 'refused',
     reply: /\bECONNREFUSED\b/,
-    hint: (t) => `Nothing takes connections at ${t.host} on that port: check upstream ${t.name}'s host and port (587 for STARTTLS, 465 for TLS) and that the server is running`,
+    hint: (t) => `Nothing takes connections at ${t.host} on that port: check host and port of upstream ${t.name} (587 for STARTTLS, 465 for TLS) and that the server is running`,
   },
   {
     id: 'timed-out',
@@ -64,7 +64,7 @@ export const NETWORK_ROWS: readonly HintRow[] = [
   {
     id: 'login-refused',
     reply: /^\s*535\b/,
-    hint: (t) => `${t.host} refused the login of ${t.user}: check upstream ${t.name}'s auth user and password`,
+    hint: (t) => `${t.host} refused the login of ${t.user}: check auth.user and auth.pass of upstream ${t.name}`,
   },
   {
     id: 'too-big',
