@@ -56,6 +56,7 @@ const SAMPLES: [id: string, upstream: keyof typeof UPSTREAMS, reply: string][] =
   ['unreachable', 'm365Smtp', 'no route to 2603:1026:c0a::2:587 (EHOSTUNREACH)'],
   ['dns', 'generic', 'mail.isp.example not found in DNS (ENOTFOUND)'],
   ['tls-wrong-port', 'generic', 'TLS handshake failed: the server speaks plain text here (ERR_SSL_WRONG_VERSION_NUMBER)'],
+  ['no-greeting', 'generic', 'Greeting never received: the server took the connection and said nothing (a TLS port like 465 used without security: tls?) (ETIMEDOUT)'],
   ['tls-expired', 'generic', "the server's certificate has expired (CERT_HAS_EXPIRED)"],
   ['tls-name', 'generic', "Hostname/IP does not match certificate's altnames: Host: mail.isp.example. is not in the cert's altnames (ERR_TLS_CERT_ALTNAME_INVALID)"],
   ['tls-untrusted', 'generic', "the server's certificate is self-signed (DEPTH_ZERO_SELF_SIGNED_CERT)"],

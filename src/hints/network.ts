@@ -12,6 +12,11 @@ export const NETWORK_ROWS: readonly HintRow[] = [
     hint: (t) => `Nothing takes connections at ${t.host} on that port: check host and port of upstream ${t.name} (587 for STARTTLS, 465 for TLS) and that the server is running`,
   },
   {
+    id: 'no-greeting',
+    reply: /Greeting never received/i,
+    hint: (t) => `${t.host} took the connection but never greeted: on port 465 set security: tls on upstream ${t.name}; otherwise the server is overloaded or something in between holds the connection`,
+  },
+  {
     id: 'timed-out',
     reply: /\bETIMEDOUT\b|connection timed out|Connection timeout/i,
     hint: (t) => `${t.host} did not answer: a firewall or the ISP may block outgoing mail ports (25 often, sometimes 587/465); try the other port or check the network`,
@@ -28,7 +33,7 @@ export const NETWORK_ROWS: readonly HintRow[] = [
   },
   {
     id: 'tls-wrong-port',
-    reply: /wrong version number|WRONG_VERSION_NUMBER|Greeting never received/i,
+    reply: /wrong version number|WRONG_VERSION_NUMBER/i,
     hint: (t) => `TLS and plain text are mixed up: port 465 wants security: tls, port 587 wants security: starttls (upstream ${t.name})`,
   },
   {

@@ -44,7 +44,7 @@ export function socketErrorWords(err: unknown): string | null {
   const e = err as SocketError;
   const message = e.message ?? '';
   // Connected, then silence: the classic sign of plain text spoken to an implicit-TLS port.
-  if (e.timeoutType === 'GREETING_TIMEOUT') return 'connected, but the server sent no greeting (a TLS port like 465 used without security: tls?) (ETIMEDOUT)';
+  if (e.timeoutType === 'GREETING_TIMEOUT') return `${message}: the server took the connection and said nothing (a TLS port like 465 used without security: tls?) (ETIMEDOUT)`;
   if (e.timeoutType) return `${message} (ETIMEDOUT)`;
   const code = [e.originalCode, e.code].find((c): c is string => typeof c === 'string' && c in WORDS) ?? codeInMessage(message);
   if (!code) return null;
