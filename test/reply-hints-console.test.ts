@@ -50,5 +50,5 @@ describe('the console shows what to do next to the raw reply', () => {
     expect(await page.locator('#d-history .hint').count()).toBe(1);
     await page.screenshot({ path: '/tmp/relaybox-console-hint.png', fullPage: true });
     await context.close();
-  });
+  }, 90_000); // a browser on a busy 2-core box
 });

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import type { MessageEvent } from '../src/events.js';
 import { getMessage, listMessages } from '../src/spool/log.js';
 import { FakeOauth } from './helpers/fakeOauth.js';
 import { Mosquitto, Watcher } from './helpers/mosquitto.js';
@@ -76,7 +77,7 @@ describe('replies that name the fix, through relaybox', () => {
     const [show, list] = await Promise.all([runCli(['queue', 'show', String(deferred.id), '--config', file]), runCli(['queue', 'list', '--json', '--config', file])]);
     expect(show.stdout).toContain(`reply:     ${deferred.lastReply} (m365)\nhint:      ${HINT}\n`);
     expect(JSON.parse(list.stdout)[0]).toMatchObject({ id: deferred.id, lastReply: deferred.lastReply, hint: HINT });
-  });
+  }, 90_000); // a broker, an OAuth endpoint and two CLI processes on a busy 2-core box
 
   it("keeps the primary's 451 when the fail-over upstream only refuses the connection", async () => {
     const primary = await TestUpstream.start();
@@ -86,6 +87,8 @@ describe('replies that name the fix, through relaybox', () => {
     await backup.stop();
     const smtp = (name: string, port: number) => ({ name, type: 'smtp', host: '127.0.0.1', port, security: 'none' });
     const { app, port } = await startRelay(relayConfig(tempDir(), { upstreams: [smtp('primary', primary.port), smtp('backup', backup.port)] }));
+    const deferrals: MessageEvent[] = [];
+    app.events.on('message', (e) => void (e.event === 'deferred' && deferrals.push(e)));
     await sendMail(port, { to: ['a@example.com'] });
     const detail = await waitFor(() => {
       const m = listMessages(app.spool.db)[0];
@@ -93,6 +96,8 @@ describe('replies that name the fix, through relaybox', () => {
     }, 15_000, 'a deferral');
     expect(detail.lastReply).toBe('451 4.3.0 Mail server temporarily rejected message');
     expect(detail.upstream).toBe('primary');
+    // The state event (MQTT `…/events`) says the same.
+    expect(deferrals[0]).toMatchObject({ upstream: 'primary', reply: '451 4.3.0 Mail server temporarily rejected message' });
     // The history still tells both attempts as they happened.
     expect(detail.history.filter((h) => h.event === 'deferred').map((h) => [h.upstream, h.reply])).toEqual([
       ['primary', '451 4.3.0 Mail server temporarily rejected message'],
