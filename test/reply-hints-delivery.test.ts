@@ -97,7 +97,8 @@ describe('replies that name the fix, through relaybox', () => {
     expect(detail.lastReply).toBe('451 4.3.0 Mail server temporarily rejected message');
     expect(detail.upstream).toBe('primary');
     // The state event (MQTT `…/events`) says the same.
-    expect(deferrals[0]).toMatchObject({ upstream: 'primary', reply: '451 4.3.0 Mail server temporarily rejected message' });
+    // It comes over from the delivery thread: it may trail the spool row a little.
+    expect(await waitFor(() => deferrals[0], 10_000, 'the deferral event')).toMatchObject({ upstream: 'primary', reply: '451 4.3.0 Mail server temporarily rejected message' });
     // The history still tells both attempts as they happened.
     expect(detail.history.filter((h) => h.event === 'deferred').map((h) => [h.upstream, h.reply])).toEqual([
       ['primary', '451 4.3.0 Mail server temporarily rejected message'],
