@@ -9,6 +9,7 @@ import { DiskSpace } from './spool/diskSpace.js';
 import { SpoolStore } from './spool/store.js';
 import type { Feature, FeatureContext } from './feature.js';
 import { StatusTracker } from './health/tracker.js';
+import { ReplyHints } from './hints/hint.js';
 import { VERSION } from './version.js';
 import type { WebConsole } from './web/server.js';
 
@@ -49,7 +50,7 @@ export class RelayApp {
     if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
     // Before delivery starts: the totals it remembers count the log up to here, events the rest.
     const upstreamNames = config.upstreams.map((u) => u.name);
-    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk });
+    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk, hints: new ReplyHints(config) });
     // Mail committed here is handed to the delivery thread from memory, not read back.
     const delivery = new DeliveryThread({ config, logger, events, nextDueAt: () => spool.nextDueAt(), onCrash: (err) => crashed(logger, err) });
     try {

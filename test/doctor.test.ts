@@ -99,6 +99,20 @@ describe('relaybox doctor against loopback upstreams and a fake DNS server', () 
     expect(lines(findings, 'upstream p').at(-1)).toMatch(/^AUTH/); // nothing after the failure
   });
 
+  it("gives the provider's fix for a refused login from the reply hint table", async () => {
+    const dir = tempDir();
+    const dns = await fakeDns();
+    const up = await upstream({ tls: true, auth: { user: 'scanner@example.com', pass: 'x' }, refuseLogins: { code: 535, text: '5.7.8 Username and Password not accepted. https://support.google.com/mail/?p=BadCredentials - gsmtp' } });
+    const { findings } = await doctor(
+      dir,
+      { upstreams: [{ name: 'gmail', type: 'gmail-app-password', host: '127.0.0.1', port: up.port, tls: { ca: caFile(dir, up) }, user: 'scanner@example.com', password: 'abcd efgh ijkl mnop' }] },
+      { dns },
+    );
+    const failed = findings.filter((f) => f.level === 'FAIL');
+    expect(failed.map((f) => f.message)).toEqual(['AUTH as scanner@example.com: 535 5.7.8 Username and Password not accepted. https://support.google.com/mail/?p=BadCredentials - gsmtp']);
+    expect(failed[0]!.fix).toMatch(/^Google refused the app password of scanner@example\.com: it was revoked, or 2-Step Verification was turned off/);
+  });
+
   it('refuses a certificate it cannot verify, and only warns when tls.verify is off', async () => {
     const dir = tempDir();
     const dns = await fakeDns();

@@ -3,7 +3,7 @@ import { connect as tlsConnect } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/ingress/passwords.js';
-import { autoCertPaths } from '../src/ingress/tls.js';
+import { autoCertPaths } from '../src/config/tlsPaths.js';
 import { SmtpTalk, startIngress, startTls, type RunningIngress } from './ingress-harness.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');

@@ -50,7 +50,7 @@ describe('status over MQTT', () => {
     }, 10_000, 'delivered and failed events');
     expect(events.filter((e) => e.event === 'accepted')).toHaveLength(2);
     for (const e of events) {
-      expect(Object.keys(e)).toEqual(['id', 'event', 'upstream', 'reply', 'at']);
+      expect(Object.keys(e)).toEqual(['id', 'event', 'upstream', 'reply', 'hint', 'at']);
       expect(new Date(e.at).toISOString()).toBe(e.at);
     }
     expect(events.find((e) => e.event === 'delivered')).toMatchObject({ upstream: 'primary', reply: expect.stringMatching(/^250/) });

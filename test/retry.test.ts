@@ -18,6 +18,10 @@ describe('reply classes', () => {
     [550, '550 5.4.5 Daily SMTP relay limit exceeded for user', 'rcpt', 'temporary'],
     [550, '550 5.7.1 Daily SMTP relay limit exceeded for customer', 'mail', 'temporary'],
     [554, '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception', 'data', 'temporary'],
+    // Other daily limits from Microsoft's and Google's documentation: held like the rest.
+    [550, "550 5.1.90 Your message can't be sent because you've reached your daily limit for message recipients", 'data', 'temporary'],
+    [550, '550 5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to https://support.google.com/a/answer/166852 - gsmtp', 'mail', 'temporary'],
+    [550, '550 5.2.2 STOREDRV.Submission.Exception:SubmissionQuotaExceededException', 'data', 'temporary'],
     [550, '550 5.1.1 The email account that you tried to reach does not exist', 'rcpt', 'permanent'],
     [550, '550 5.7.1 [203.0.113.5] Messages missing a valid Message-ID header are not accepted', 'data', 'permanent'],
     [554, '554 5.6.0 Message is malformed', 'data', 'permanent'],

@@ -233,7 +233,7 @@ describe('HTTP API', () => {
     const detail = await get(`/api/messages/${toner.id}`);
     expect(detail.headers).toContain('Subject: Toner low');
     expect(detail.history.map((h: any) => h.event)).toEqual(['accepted', 'failed']);
-    expect(detail.recipients).toEqual([{ rcpt: 'b@example.com', state: 'failed', upstream: 'primary', reply: '550 5.7.1 Rejected by policy' }]);
+    expect(detail.recipients).toEqual([{ rcpt: 'b@example.com', state: 'failed', upstream: 'primary', reply: '550 5.7.1 Rejected by policy', hint: null }]);
     expect((await fetch(`${base(app)}/api/messages/abc`)).status).toBe(400);
 
     up.failData(null);

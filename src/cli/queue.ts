@@ -6,6 +6,7 @@ import { openConfiguredSpool } from './configFile.js';
 import { headerLines } from '../message/headers.js';
 import { waitingSummary } from '../spool/queueSummary.js';
 import { noMessagesLine, summaryLine } from './queueWords.js';
+import { ReplyHints } from '../hints/hint.js';
 
 const STATES = ['queued', 'delivering', 'deferred', 'delivered', 'failed', 'dropped'];
 
@@ -21,11 +22,15 @@ export function registerQueueCommands(program: Command): void {
     .option('--config <file>', 'configuration file')
     .action((flags: ConfigFlag & { status?: string; limit: string; json?: boolean }) => {
       if (flags.status && !STATES.includes(flags.status)) throw new CliError(`--status must be one of ${STATES.join(', ')}`, EXIT_USAGE);
-      const { db } = openConfiguredSpool(flags);
+      const { config, db } = openConfiguredSpool(flags);
       const rows = listMessages(db, { status: flags.status, limit: Number(flags.limit) || 100 });
       const waiting = waitingSummary(db);
       db.close();
-      if (flags.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      if (flags.json) {
+        const hints = new ReplyHints(config);
+        const withHints = rows.map((m) => ({ ...m, hint: m.state === 'delivered' ? null : hints.for(m.upstream, m.lastReply) }));
+        return void process.stdout.write(`${JSON.stringify(withHints, null, 2)}\n`);
+      }
       if (rows.length === 0) return void process.stdout.write(`${noMessagesLine(flags.status)}${flags.status ? summaryLine(waiting) : ''}`);
       process.stdout.write(`${formatTable(rows)}${summaryLine(waiting)}`);
     });
@@ -36,14 +41,16 @@ export function registerQueueCommands(program: Command): void {
     .option('--json', 'JSON instead of text')
     .option('--config <file>', 'configuration file')
     .action((idText: string, flags: ConfigFlag & { json?: boolean }) => {
-      const { db } = openConfiguredSpool(flags);
+      const { config, db } = openConfiguredSpool(flags);
       const id = parseId(idText);
       const message = getMessage(db, id);
       const head = message ? messageHead(db, id) : null;
       db.close();
       if (!message) throw new CliError(`no message ${id} in the spool`);
       const headers = head ? headerLines(head) : [];
-      if (flags.json) return void process.stdout.write(`${JSON.stringify({ ...message, headers }, null, 2)}\n`);
+      const hints = new ReplyHints(config);
+      const hint = message.state === 'delivered' ? null : hints.for(message.upstream, message.lastReply);
+      if (flags.json) return void process.stdout.write(`${JSON.stringify({ ...message, hint, headers }, null, 2)}\n`);
       const out = [
         `id:        ${message.id}`,
         `state:     ${message.state}`,
@@ -51,8 +58,14 @@ export function registerQueueCommands(program: Command): void {
         `from:      <${message.from}>`,
         `size:      ${message.size} bytes`,
         `attempts:  ${message.attempts}${message.nextAttemptAt ? `, next at ${isoTime(message.nextAttemptAt)}` : ''}`,
+        ...(message.lastReply ? [`reply:     ${message.lastReply}${message.upstream ? ` (${message.upstream})` : ''}`] : []),
+        // A hint goes under the raw reply it explains, never instead of it.
+        ...(hint ? [`hint:      ${hint}`] : []),
         'recipients:',
-        ...message.recipients.map((r) => `  ${r.rcpt}  ${r.state}${r.upstream ? ` via ${r.upstream}` : ''}${r.reply ? `  ${r.reply}` : ''}`),
+        ...message.recipients.flatMap((r) => {
+          const rcptHint = r.state === 'failed' ? hints.for(r.upstream, r.reply) : null;
+          return [`  ${r.rcpt}  ${r.state}${r.upstream ? ` via ${r.upstream}` : ''}${r.reply ? `  ${r.reply}` : ''}`, ...(rcptHint ? [`    hint: ${rcptHint}`] : [])];
+        }),
         'headers:',
         ...(headers.length > 0 ? headers.map((h) => `  ${h}`) : ['  (body no longer kept)']),
         'history:',

@@ -9,9 +9,10 @@ import { classifyReply, isQuotaReply } from './retry.js';
 
 export interface RoundResult {
   records: AttemptRecord[];
-  /** Recipients still waiting after every upstream was tried, and the last temporary reply. */
+  /** Recipients still waiting after every upstream was tried, and why: the most telling reply (tellingness). */
   pending: string[];
   lastReply: string;
+  /** The upstream that gave `lastReply`. */
   lastUpstream: string | null;
   /** Whether any upstream was tried; false when every one was set aside (gate.ts). */
   tried: boolean;
@@ -36,8 +37,11 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
   const { logger, events, gate } = context;
   const records: AttemptRecord[] = [];
   let pending = message.recipients;
-  let lastReply = 'no upstream was tried';
-  let lastUpstream: string | null = null;
+  let reason: Reason = { reply: 'no upstream was tried', upstream: null, weight: -1 };
+  /** Keeps the more telling of the reason so far and this one; between equals, the earlier upstream's. */
+  const heard = (upstream: string, reply: string, weight: number) => {
+    if (weight > reason.weight) reason = { reply, upstream, weight };
+  };
   let tried = false;
   /** Every upstream so far said it cannot take this message at all (UnsupportedMessage). */
   let onlyUnsupported = true;
@@ -58,11 +62,10 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
 
   for (const upstream of upstreams) {
     if (pending.length === 0) break;
-    lastUpstream = upstream.name;
     const pass = gate.enter(upstream.name);
     if (!pass.go) {
       onlyUnsupported = false;
-      lastReply = `${upstream.name} is ${pass.reason}`;
+      heard(upstream.name, `${upstream.name} is ${pass.reason}`, WEIGHT.setAside);
       if (pass.probing) probing.push(pass.probing);
       continue;
     }
@@ -80,16 +83,18 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
         records.push({ event: 'delivered', upstream: upstream.name, recipients: result.accepted, reply: result.reply, durationMs });
       }
       const retryable: string[] = [];
+      let retryReply = '';
       for (const r of result.rejected) {
         if (classifyReply(r.code, r.reply, 'rcpt') === 'permanent') {
           records.push({ event: 'failed', upstream: upstream.name, recipients: [r.rcpt], reply: r.reply, durationMs });
         } else {
           retryable.push(r.rcpt);
-          lastReply = r.reply;
+          retryReply = r.reply;
+          heard(upstream.name, r.reply, tellingness(r.code));
         }
       }
       if (retryable.length > 0) {
-        records.push({ event: 'deferred', upstream: upstream.name, recipients: retryable, reply: lastReply, durationMs });
+        records.push({ event: 'deferred', upstream: upstream.name, recipients: retryable, reply: retryReply, durationMs });
       }
       logger.info(
         { id: message.id, upstream: upstream.name, reply: result.reply, accepted: result.accepted.length, rejected: result.rejected.length, duration_ms: durationMs },
@@ -111,7 +116,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
         logger.warn({ id: message.id, upstream: upstream.name, reply: failure.reply }, 'upstream cannot take this message');
         judged(pass, { up: true });
         if (nowhere) pending = [];
-        else lastReply = failure.reply;
+        else heard(upstream.name, failure.reply, WEIGHT.answered);
         continue;
       }
       onlyUnsupported = false;
@@ -120,7 +125,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
         records.push({ event: 'deferred', upstream: upstream.name, recipients: pending, reply: failure.reply, durationMs });
         logger.info({ id: message.id, upstream: upstream.name, reply: failure.reply, duration_ms: durationMs }, 'delivery attempt given up: upstream found down');
         judged(pass, null);
-        lastReply = failure.reply;
+        heard(upstream.name, failure.reply, tellingness(failure.code));
         continue;
       }
       const klass = classifyReply(failure.code, failure.reply, failure.phase);
@@ -137,10 +142,29 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
       const { nextProbeAt } = judged(pass, verdict);
       events?.emit('upstream', { upstream: upstream.name, ok: !problem && reachable, problem, reply: failure.reply, at: new Date(), nextProbeAt });
       if (klass === 'permanent') pending = [];
-      else lastReply = failure.reply;
+      else heard(upstream.name, failure.reply, tellingness(failure.code));
     }
   }
-  return { records, pending, lastReply, lastUpstream, tried, probing };
+  return { records, pending, lastReply: reason.reply, lastUpstream: reason.upstream, tried, probing };
+}
+
+interface Reason {
+  reply: string;
+  upstream: string | null;
+  weight: number;
+}
+
+/**
+ * Why a message waits, when fail-over tried several upstreams: a server that answered (`451 …`,
+ * `535 5.7.139 …`, even at login) says more than a socket error (`connection refused`), which says
+ * more than relaybox's own note that an upstream was set aside. Between equals the earlier
+ * upstream wins: the primary is the one meant to carry the mail, so its trouble is the one to fix.
+ * Permanent refusals are not in the running: they settle their recipients, whose rows keep them.
+ */
+const WEIGHT = { setAside: 0, socket: 1, answered: 2 } as const;
+
+function tellingness(code: number | null): number {
+  return code === null ? WEIGHT.socket : WEIGHT.answered;
 }
 
 /** Failures here are the upstream's: it cannot take mail now (src/delivery/breaker.ts). */

@@ -159,6 +159,7 @@ export class DeliveryScheduler {
     const context = { events, logger, gate: this.gate, quotaHoldMs: delivery.quota_hold };
     const retryDue = Date.now() + retryDelay(message.attempts, delivery.retry);
     let retryAt = 0;
+    let reason: DeliveryOutcome['reason'];
     // One round per route group, one after the other: each group is its own transaction upstream.
     for (const group of this.routeGroups(message)) {
       const round = await this.deliverGroup({ ...envelope, recipients: group.recipients }, group.upstreams, body, context);
@@ -171,6 +172,7 @@ export class DeliveryScheduler {
       if (round.pending.length > 0) retryAt = Math.max(retryAt, round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens);
       records.push(...round.records);
       if (round.pending.length === 0) continue;
+      reason = { upstream: round.lastUpstream, reply: round.lastReply };
       const givingUp = Date.now() - message.queuedAt >= delivery.retry.give_up_after;
       if (givingUp || !round.records.some((r) => r.event === 'deferred')) {
         records.push({
@@ -182,7 +184,7 @@ export class DeliveryScheduler {
         });
       }
     }
-    return { records, retryAt: retryAt || retryDue };
+    return { records, retryAt: retryAt || retryDue, ...(reason ? { reason } : {}) };
   }
 
   /**

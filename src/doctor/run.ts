@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { UpstreamConfig } from '../config/upstreams.js';
+import { ReplyHints } from '../hints/hint.js';
 import { createUpstream } from '../upstreams/registry.js';
 import { dnsClient, withTimeout, type DnsClient } from './dns.js';
 import { endpointOf, type SpfExpectation } from './endpoints.js';
@@ -76,7 +77,21 @@ async function checkUpstream(u: UpstreamConfig, config: Config, dns: DnsClient, 
   const findings = await probeSmtp(topic, ep, { hostname: config.hostname, dns, timeoutMs, sender: senderFor(config, ep.mailbox, from), type: u.type });
   // An adapter may offer its own end-to-end check (e.g. an OAuth token refresh); use it when it does.
   if (ep.oauthUser && !findings.some((f) => f.level === 'FAIL')) findings.push(...(await adapterVerify(u, config, timeoutMs, topic)));
-  return findings;
+  return withHints(findings, u.name, new ReplyHints(config));
+}
+
+/**
+ * A failing step whose reply the hint table knows gets the table's fix (src/hints): the same words
+ * the console and `queue show` give for that reply from that provider.
+ */
+function withHints(findings: Finding[], upstream: string, hints: ReplyHints): Finding[] {
+  return findings.map((f) => {
+    if (f.level !== 'FAIL') return f;
+    // `AUTH as x: 535 5.7.139 …` → the server's reply; otherwise the whole message (socket errors).
+    const reply = /(?:^|: )([245]\d\d[ -].*)$/s.exec(f.message)?.[1] ?? f.message;
+    const hint = hints.for(upstream, reply);
+    return hint ? { ...f, fix: hint } : f;
+  });
 }
 
 async function adapterVerify(u: UpstreamConfig, config: Config, timeoutMs: number, topic: string): Promise<Finding[]> {

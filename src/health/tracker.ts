@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { RelayEvents, UpstreamEvent } from '../events.js';
+import type { ReplyHints } from '../hints/hint.js';
 import type { SpoolDb } from '../spool/db.js';
 import type { DiskSpace, DiskStatus } from '../spool/diskSpace.js';
 import { queueCounts } from '../spool/log.js';
@@ -12,6 +13,8 @@ export interface UpstreamStatus {
   last_ok: string | null;
   last_error: string | null;
   last_error_at: string | null;
+  /** What to do about last_error, when the reply is a known one (src/hints). */
+  hint: string | null;
   /** While deliveries skip the upstream after a failure before MAIL FROM: when one tries it again. */
   next_probe_at: string | null;
 }
@@ -40,6 +43,8 @@ export interface StatusTrackerOptions {
   upstreams: string[];
   version: string;
   disk?: DiskSpace;
+  /** Words the fix for an upstream's last error (src/hints). */
+  hints?: ReplyHints;
 }
 
 /**
@@ -71,6 +76,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
         last_ok: known?.last_ok ?? null,
         last_error: known?.last_error ?? null,
         last_error_at: known?.last_error_at ?? null,
+        hint: known?.last_error ? (options.hints?.for(name, known.last_error) ?? null) : null,
         // The delivery thread's breakers start closed after a restart.
         next_probe_at: null,
       });
@@ -133,7 +139,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     const next_probe_at = e.nextProbeAt === undefined ? current.next_probe_at : (e.nextProbeAt?.toISOString() ?? null);
     const next: UpstreamStatus = e.ok
       ? { ...current, state: 'ok', last_ok: at, next_probe_at }
-      : { ...current, state: e.problem ?? 'down', last_error: e.reply, last_error_at: at, next_probe_at };
+      : { ...current, state: e.problem ?? 'down', last_error: e.reply, last_error_at: at, hint: this.options.hints?.for(e.upstream, e.reply) ?? null, next_probe_at };
     this.upstreams.set(e.upstream, next);
     const changed = next.state !== current.state || next.last_error !== current.last_error || next.next_probe_at !== current.next_probe_at;
     if (changed || e.ok) this.emit('change');

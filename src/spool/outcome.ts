@@ -16,7 +16,7 @@ export function writeOutcome(rows: SpoolRows, { id, outcome, now }: { id: number
     rows.appendLog(id, now, r.event, r.upstream, r.recipients, r.reply, r.durationMs);
     // A deferral that a later upstream in the same round settled is an attempt, not a state change.
     const settledLater = r.event === 'deferred' && outcome.records.slice(i + 1).some((l) => l.recipients.some((x) => r.recipients.includes(x)));
-    if (!settledLater) events.push({ id, event: r.event, upstream: r.upstream, reply: r.reply, recipients: r.recipients, at: new Date(now), durationMs: r.durationMs });
+    if (!settledLater) events.push({ id, event: r.event, recipients: r.recipients, at: new Date(now), ...standing(r, outcome) });
     last = r;
   });
   const counts = rows.sql(`SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM recipients WHERE message_id = ?`)
@@ -25,11 +25,23 @@ export function writeOutcome(rows: SpoolRows, { id, outcome, now }: { id: number
   // Dropped by a person while in flight: keep the log of the attempt, but the drop stands.
   if (current === 'dropped') return events;
   const state = counts.pending > 0 ? 'deferred' : counts.failed > 0 ? 'failed' : 'delivered';
+  const why = state === 'deferred' && outcome.reason ? outcome.reason : last;
   rows.sql(
       `UPDATE messages SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_reply = coalesce(?, last_reply),
          upstream = coalesce(?, upstream), updated_at = ? WHERE id = ?`,
     )
-    .run(state, state === 'deferred' ? outcome.retryAt : null, last?.reply ?? null, last?.upstream ?? null, now, id);
+    .run(state, state === 'deferred' ? outcome.retryAt : null, why?.reply ?? null, why?.upstream ?? null, now, id);
   if (state === 'delivered') rows.deleteBody(id);
   return events;
+}
+
+/**
+ * What a state event says about its record: a deferral that stands says why the recipients wait,
+ * the round's most telling reply, with the upstream that gave it and that attempt's duration.
+ */
+function standing(r: AttemptRecord, outcome: DeliveryOutcome): Pick<MessageEvent, 'upstream' | 'reply' | 'durationMs'> {
+  const reason = r.event === 'deferred' ? outcome.reason : undefined;
+  if (!reason || reason.upstream === r.upstream) return { upstream: r.upstream, reply: reason?.reply ?? r.reply, durationMs: r.durationMs };
+  const attempt = outcome.records.find((x) => x.event === 'deferred' && x.upstream === reason.upstream);
+  return { upstream: reason.upstream, reply: reason.reply, ...(attempt ? { durationMs: attempt.durationMs } : {}) };
 }

@@ -54,4 +54,9 @@ export interface AttemptRecord {
 export interface DeliveryOutcome {
   records: AttemptRecord[];
   retryAt: number;
+  /**
+   * Why the recipients still waiting wait, as delivery judged it (the most telling reply of a
+   * fail-over round); absent: the last record's reply.
+   */
+  reason?: { upstream: string | null; reply: string };
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { MqttConfig } from '../config/mqtt.js';
 import type { AuthEvent, MessageEvent } from '../events.js';
 import type { Feature, FeatureContext } from '../feature.js';
+import { ReplyHints } from '../hints/hint.js';
 import { VERSION } from '../version.js';
 import { discoveryMessages } from './homeassistant.js';
 import type { BrokerConnection } from './mqttClient.js';
@@ -30,6 +31,7 @@ export class MqttStatus implements Feature {
   private readonly statusTopic: string;
   private readonly eventsTopic: string;
   private readonly mqtt: MqttConfig;
+  private readonly hints: ReplyHints;
   private readonly onChange = () => this.statusChanged();
   private readonly onMessage = (e: MessageEvent) => this.publishEvent(e);
   private readonly onAuth = (e: AuthEvent) => {
@@ -43,6 +45,7 @@ export class MqttStatus implements Feature {
     private readonly context: FeatureContext,
   ) {
     this.mqtt = context.config.mqtt!;
+    this.hints = new ReplyHints(context.config);
     this.statusTopic = `${broker.base}/status`;
     this.eventsTopic = `${broker.base}/events`;
     broker.onConnect(() => this.connected());
@@ -108,7 +111,9 @@ export class MqttStatus implements Feature {
   }
 
   private publishEvent(e: MessageEvent): void {
-    this.publishToEvents({ id: e.id, event: e.event, upstream: e.upstream, reply: e.reply, at: e.at.toISOString() });
+    // Only a refusal or a wait has something to fix; a delivery's `250 OK` is not looked up.
+    const hint = e.event === 'deferred' || e.event === 'failed' ? this.hints.for(e.upstream, e.reply) : null;
+    this.publishToEvents({ id: e.id, event: e.event, upstream: e.upstream, reply: e.reply, hint, at: e.at.toISOString() });
   }
 
   /** `<p>/events`: message state changes, and security events (`auth_locked`). */

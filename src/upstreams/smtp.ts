@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { SmtpUpstreamConfig } from '../config/upstreams.js';
 import type { UpstreamContext } from './registry.js';
 import { extensionsOf, planMailFrom } from './smtpExtensions.js';
+import { socketErrorWords } from './socketErrors.js';
 import { connectWithin, DEFAULT_TIMEOUTS, OpenedBodies, SessionSetup, setupBudget, UPSTREAM_VERDICT } from './smtpSession.js';
 import { UpstreamError, type BodyFactory, type Envelope, type RejectedRecipient, type SendOptions, type SendPhase, type SendResult, type Upstream } from './types.js';
 
@@ -284,6 +285,13 @@ export function phaseOf(e: NodemailerError): SendPhase {
 /** Keeps the upstream's words (`421 4.7.0 Try again later`) or, without a reply, the socket error. */
 export function toUpstreamError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
+  const failure = upstreamErrorOf(err);
+  // No server reply: Node's socket or TLS error, said in words (socketErrors.ts).
+  const words = failure.code === null ? socketErrorWords(err) : null;
+  return words ? new UpstreamError(words, null, failure.phase, failure.problem) : failure;
+}
+
+function upstreamErrorOf(err: unknown): UpstreamError {
   const verdict = (err as { [UPSTREAM_VERDICT]?: unknown } | null)?.[UPSTREAM_VERDICT];
   if (verdict instanceof UpstreamError) return verdict;
   if (!(err instanceof Error)) return new UpstreamError(String(err), null, 'io');

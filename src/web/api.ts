@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { canonicalDomain } from '../config/domains.js';
 import type { Config } from '../config/schema.js';
 import type { MessageState } from '../events.js';
+import { ReplyHints } from '../hints/hint.js';
 import { headerLines, subjectOf } from '../message/headers.js';
 import { isDiskFull } from '../spool/diskFull.js';
 import { getMessage, listMessages, messageHead, type LogEntry, type MessageSummary } from '../spool/log.js';
@@ -30,8 +31,11 @@ function iso(ms: number | null): string | null {
   return ms ? new Date(ms).toISOString() : null;
 }
 
-/** The API speaks snake_case and ISO times, like the MQTT status payload. */
-export function summaryJson(m: MessageSummary) {
+/**
+ * The API speaks snake_case and ISO times, like the MQTT status payload. `hint` says what to do
+ * about last_reply when it is a known reply (src/hints), worked out now from today's config.
+ */
+export function summaryJson(m: MessageSummary, hints: ReplyHints) {
   return {
     id: m.id,
     received_at: iso(m.receivedAt),
@@ -43,12 +47,14 @@ export function summaryJson(m: MessageSummary) {
     attempts: m.attempts,
     next_attempt_at: iso(m.nextAttemptAt),
     last_reply: m.lastReply,
+    hint: m.state === 'delivered' ? null : hints.for(m.upstream, m.lastReply),
     upstream: m.upstream,
   };
 }
 
-function historyJson(h: LogEntry) {
-  return { at: iso(h.at), event: h.event, upstream: h.upstream, recipients: h.recipients, reply: h.reply, duration_ms: h.durationMs };
+function historyJson(h: LogEntry, hints: ReplyHints) {
+  const hint = h.event === 'deferred' || h.event === 'failed' ? hints.for(h.upstream, h.reply) : null;
+  return { at: iso(h.at), event: h.event, upstream: h.upstream, recipients: h.recipients, reply: h.reply, hint, duration_ms: h.durationMs };
 }
 
 function badRequest(c: Context<WebEnv>, message: string): Response {
@@ -66,6 +72,7 @@ function wholeNumber(text: string | undefined, name: string, min: number, max: n
 export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
   const { spool, status, config, logger, lockouts } = deps;
   const db = spool.db;
+  const hints = new ReplyHints(config);
   const api = new Hono<WebEnv>();
 
   // auth_lockouts: client addresses locked out now after failed logins (SMTP AUTH, admin token).
@@ -83,7 +90,7 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
     const messages = listMessages(db, { status: q.status || undefined, limit, before, text: text || undefined });
     // A full page may have more behind it: `next_before` is the `before` of the next page.
     const next = messages.length === limit ? messages[messages.length - 1]!.id : null;
-    return c.json({ messages: messages.map(summaryJson), next_before: next });
+    return c.json({ messages: messages.map((m) => summaryJson(m, hints)), next_before: next });
   });
 
   api.get('/messages/:id', (c) => {
@@ -93,13 +100,13 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
     if (!m) return c.json({ error: `no message ${id}` }, 404);
     const head = messageHead(db, id);
     return c.json({
-      ...summaryJson(m),
+      ...summaryJson(m, hints),
       client: m.client,
       auth_user: m.authUser,
-      recipients: m.recipients,
+      recipients: m.recipients.map((r) => ({ ...r, hint: r.state === 'failed' ? hints.for(r.upstream, r.reply) : null })),
       // Bodies are removed once delivered or dropped; then only the envelope and log remain.
       headers: head ? headerLines(head) : null,
-      history: m.history.map(historyJson),
+      history: m.history.map((h) => historyJson(h, hints)),
     });
   });
 

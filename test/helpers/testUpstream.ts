@@ -34,6 +34,8 @@ export interface TestUpstreamOptions {
   xoauth2?: (user: string, token: string) => boolean;
   /** A bad token: `google` answers `334 <base64 JSON>`, then 535; `microsoft` answers `535 5.7.3` at once. */
   xoauth2Style?: 'google' | 'microsoft';
+  /** Refuse every login (password or XOAUTH2) with this reply, as a provider does: `{ code: 535, text: '5.7.139 Authentication unsuccessful, …' }`. */
+  refuseLogins?: { code: number; text: string };
   /** SIZE limit; bigger messages get `552 5.3.4`. */
   size?: number;
   /** Default true. False keeps only sha256 and size (for very large or many messages). */
@@ -227,6 +229,8 @@ export class TestUpstream {
       onAuth: (login, session, callback) => {
         const refused = mustStartTls(session);
         if (refused) return callback(refused);
+        const { refuseLogins } = this.options;
+        if (refuseLogins) return callback(smtpError(refuseLogins.code, refuseLogins.text));
         if (login.method === 'XOAUTH2') {
           if (xoauth2?.(login.username ?? '', login.accessToken ?? '')) {
             this.logins += 1;

@@ -128,6 +128,7 @@ async function refreshStatus() {
       pill(u.state, 'upstream'),
       h('span', { className: 'when' }, `${t('upstreams.lastOk')}: ${u.last_ok ? time(u.last_ok) : t('upstreams.never')}`),
       u.last_error ? h('span', { className: 'error-text' }, `${t('upstreams.lastError')}: ${time(u.last_error_at)} — ${u.last_error}`) : null,
+      u.last_error && u.hint ? h('span', { className: 'hint' }, `${t('hint.label')}: ${u.hint}`) : null,
       u.next_probe_at ? h('span', { className: 'next-probe' }, `${t('upstreams.skipped')} ${time(u.next_probe_at)}`) : null,
     ),
   );
@@ -191,7 +192,8 @@ function row(m) {
     cell('col.size', bytes(m.size)),
     cell('col.state', pill(m.state)),
     cell('col.upstream', m.upstream || ''),
-    cell('col.reply', m.last_reply || ''),
+    // No room for the whole hint in the table: a mark, the hint on hover, in full in the detail.
+    cell('col.reply', m.last_reply || '', m.hint ? h('span', { className: 'hint-mark', title: m.hint }, t('hint.mark')) : null),
   );
   tr.addEventListener('click', (event) => {
     if (event.target !== link) location.hash = `#/messages/${m.id}`;

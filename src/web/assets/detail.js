@@ -60,6 +60,7 @@ function render(m) {
     [t('detail.nextAttempt'), m.next_attempt_at ? time(m.next_attempt_at) : ''],
     [t('col.upstream'), m.upstream || ''],
     [t('col.reply'), m.last_reply || ''],
+    [t('hint.label'), m.hint || ''],
   ];
   clear($('#d-envelope')).append(...fields.filter(([, v]) => v !== '').flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 
@@ -67,14 +68,16 @@ function render(m) {
   clear($('#d-recipients tbody')).append(
     rcptHead,
     ...m.recipients.map((r) =>
-      h('tr', {}, h('td', {}, r.rcpt), h('td', {}, pill(r.state)), h('td', {}, r.upstream || ''), h('td', { className: 'reply' }, r.reply || '')),
+      h('tr', {}, h('td', {}, r.rcpt), h('td', {}, pill(r.state)), h('td', {}, r.upstream || ''), replyCell(r.reply, r.hint)),
     ),
   );
 
   const head = h('tr', {}, ...['col.time', 'col.event', 'col.upstream', 'col.recipients', 'col.reply', 'col.duration'].map((k) => h('th', {}, t(k))));
+  // A run of retries with the same reply gets its hint once, on the first of them.
+  const fresh = m.history.map((e, i) => (e.hint && e.hint !== m.history[i - 1]?.hint ? e.hint : null));
   clear($('#d-history tbody')).append(
     head,
-    ...m.history.map((e) =>
+    ...m.history.map((e, i) =>
       h(
         'tr',
         { dataset: { event: e.event } },
@@ -82,7 +85,7 @@ function render(m) {
         h('td', {}, ['accepted', 'retry'].includes(e.event) ? t(`ev.${e.event}`) : pill(e.event)),
         h('td', {}, e.upstream || ''),
         h('td', {}, e.recipients.join(', ')),
-        h('td', { className: 'reply' }, e.reply || ''),
+        replyCell(e.reply, fresh[i]),
         h('td', {}, e.duration_ms === null ? '' : `${e.duration_ms} ms`),
       ),
     ),
@@ -90,6 +93,11 @@ function render(m) {
   const headers = $('#d-headers');
   headers.textContent = m.headers ? m.headers.join('\n') : t('detail.noHeaders');
   headers.classList.toggle('muted', !m.headers);
+}
+
+/** The raw reply, and under it what to do about it when the reply is a known one. */
+function replyCell(reply, hint) {
+  return h('td', { className: 'reply' }, reply || '', hint ? h('div', { className: 'hint' }, `${t('hint.label')}: ${hint}`) : null);
 }
 
 async function act(method, path, doneKey) {
