@@ -119,7 +119,7 @@ describe('relaybox CLI', () => {
       shell.stderr.on('data', (d) => (stderr += d));
       shell.on('exit', (code) => resolve({ code, stdout, stderr }));
     });
-    expect(piped).toEqual({ code: 0, stdout: 'time,id,event,from,to,subject,size,upstream,reply,duration_ms\n', stderr: '' });
+    expect(piped).toEqual({ code: 0, stdout: 'time,utc_offset,id,event,from,to,subject,size,upstream,reply,duration_ms\n', stderr: '' });
   });
 
   it('--help names the configuration lookup and gives two examples per command', async () => {

@@ -51,7 +51,7 @@ describe('relaybox doctor (the command)', () => {
     await up.stop();
     const down = await doctor(['--config', file, '--timeout', '3'], { RELAYBOX_DNS_SERVER: dns.server });
     expect(down.code).toBe(1);
-    expect(down.stdout).toMatch(/^FAIL upstream lan: TCP: cannot connect to 127\.0\.0\.1:\d+: .* Fix: nothing accepts connections on port \d+ there: check host and port$/m);
+    expect(down.stdout).toMatch(/^FAIL upstream lan: TCP: cannot connect to 127\.0\.0\.1:\d+: .* Fix: Nothing takes connections at 127\.0\.0\.1 on that port: check host and port of upstream lan .*$/m);
     expect(dns.queries).toContain('relaybox.test.example A'); // the env variable chose the resolver
   });
 

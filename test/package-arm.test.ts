@@ -73,7 +73,7 @@ for (const arch of ARCHES) {
     afterAll(() => {
       cleanup();
       if (out) rmSync(out, { recursive: true, force: true });
-    });
+    }, 5 * 60_000); // removing a Debian root takes a while on a busy machine
 
     it(`is for ${arch}: the runtime and the addon are ${foreign.qemu} ELF files`, () => {
       if (setupError) throw setupError;

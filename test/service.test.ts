@@ -70,7 +70,7 @@ describe('the service process', () => {
     expect(relay.lines.join('\n')).not.toContain('hunter2-very-secret');
   });
 
-  it('exits 2 naming the key when the configuration is bad', async () => {
+  it('exits 2 naming the key when the configuration is bad', { timeout: 120_000 }, async () => {
     const dir = tempDir();
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, stringify({ data_dir: dir, smtp: { listen: ['2525x'] }, upstreams: [{ name: 'o', type: 'file', dir }] }));

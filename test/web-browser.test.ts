@@ -91,7 +91,7 @@ describe('web console in headless Chromium', () => {
     await page.screenshot({ path: `${SCREENSHOTS}-desktop.png`, fullPage: true });
 
     // The CSV export downloads with the session cookie.
-    await page.locator('.export summary').click();
+    await page.locator('summary[data-i18n="export.title"]').click();
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export button').click()]);
     expect(download.suggestedFilename()).toMatch(/^relaybox-log-\d{8}-\d{4}\.csv$/);
     const csv = readFileSync((await download.path())!);
