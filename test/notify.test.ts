@@ -62,7 +62,9 @@ describe('notices by mail', () => {
     const [locked, spare] = await upstreams(2, [{ auth: { user: 'scanner', pass: 'old' }, refuseLogins: { code: 535, text: '5.7.8 Username and Password not accepted' } }]);
     const dir = tempDir();
     const primary = smtpUpstream('gmail', locked!, { auth: { user: 'scanner', pass: 'old' } });
-    const { port } = await startRelay(relayConfig(dir, { upstreams: [primary, smtpUpstream('isp', spare!)], notify: { to: ['it@example.com'], digest: '1h' } }));
+    // All mail is routed to gmail alone: only the notice takes another way.
+    const routes = [{ match: {}, upstreams: ['gmail'] }];
+    const { port } = await startRelay(relayConfig(dir, { upstreams: [primary, smtpUpstream('isp', spare!)], routes, notify: { to: ['it@example.com'], digest: '1h' } }));
     await sendMail(port, { to: ['office@example.com'] });
 
     // The digest window is an hour: only an immediate notice arrives within the test.
@@ -70,7 +72,7 @@ describe('notices by mail', () => {
     expect(mail.subject).toBe('[relaybox] upstream gmail refuses its login');
     expect(mail.text).toContain('Reply from gmail: 535 5.7.8 Username and Password not accepted');
     expect(mail.text).toContain('sign in again');
-    expect(locked!.messages).toHaveLength(0);
+    expect(spare!.messages).toHaveLength(1);
   });
 
   it('digests a quota refusal and sends the digest around the upstream over quota', async () => {
