@@ -88,6 +88,29 @@ describe('notices by mail', () => {
     expect(noticesIn(capped!)).toHaveLength(0);
   });
 
+  it('digests an upstream that is down, and says so through the one that works', async () => {
+    const [gone, spare] = await upstreams(2);
+    await gone!.stop();
+    const dir = tempDir();
+    const { port } = await startRelay(relayConfig(dir, { upstreams: [smtpUpstream('nas-relay', gone!), smtpUpstream('isp', spare!)], notify: { to: ['it@example.com'], digest: '1s' } }));
+    await sendMail(port, { to: ['office@example.com'] });
+
+    const mail = await notice(spare!);
+    expect(mail.subject).toBe('[relaybox] 1 upstream in trouble');
+    expect(mail.text).toMatch(/"nas-relay" is down \(not reachable or refusing\) since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n\s+Reply from nas-relay: .*ECONNREFUSED/);
+  });
+
+  it('tells at once when the disk is too full to take mail', async () => {
+    const [up] = await upstreams(1);
+    const dir = tempDir();
+    const smtp = { listen: ['127.0.0.1:0'], tls: { mode: 'none' }, min_free_bytes: '1000000GB' };
+    await startRelay(relayConfig(dir, { smtp, upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '1h' } }));
+
+    const mail = await notice(up!);
+    expect(mail.subject).toBe('[relaybox] disk full: new mail is refused');
+    expect(mail.text).toMatch(/nearly full \(\d+ MB free, below 1024000000 MB\)/);
+  });
+
   it('names a message still undelivered after stuck_after', async () => {
     const [up] = await upstreams(1);
     up!.rejectRecipient('full@example.com', 452, '4.2.2 Mailbox full');
