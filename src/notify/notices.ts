@@ -17,7 +17,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const RETRY_MS = 60_000;
 const MB = 1024 * 1024;
 
-/** What an upstream event means for notices; undefined: nothing a notice would say. */
+/** What an upstream event means for notices; `clock` and `ehlo_rejected` read as down. */
 function upstreamKind(e: UpstreamEvent): string {
   if (e.ok) return 'ok';
   if (e.problem === 'auth_failed' || e.problem === 'quota') return e.problem;
