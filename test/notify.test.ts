@@ -40,7 +40,7 @@ describe('notices by mail', () => {
     const [up] = await upstreams(1);
     up!.rejectRecipient('gone@example.com', 550, '5.1.1 <gone@example.com>: Recipient address rejected: User unknown');
     const dir = tempDir();
-    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '4s' } }));
+    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '6s' } }));
     await sendMail(port, { from: 'scanner@example.com', to: ['gone@example.com'], subject: 'Scan 1' });
     await sendMail(port, { from: 'copier@example.com', to: ['gone@example.com'], subject: 'Scan 2' });
     await waitFor(() => failedCount(app) === 2, 20_000, 'two failures');
@@ -85,7 +85,6 @@ describe('notices by mail', () => {
     const mail = await notice(spare!);
     expect(mail.subject).toBe('[relaybox] 1 upstream in trouble');
     expect(mail.text).toMatch(/"gmail" is over its sending quota since .*\n\s+Reply from gmail: 550 5\.4\.5 Daily user sending quota exceeded\./);
-    expect(noticesIn(capped!)).toHaveLength(0);
   });
 
   it('digests an upstream that is down, and says so through the one that works', async () => {
@@ -98,6 +97,7 @@ describe('notices by mail', () => {
     const mail = await notice(spare!);
     expect(mail.subject).toBe('[relaybox] 1 upstream in trouble');
     expect(mail.text).toMatch(/"nas-relay" is down \(not reachable or refusing\) since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n\s+Reply from nas-relay: .*ECONNREFUSED/);
+    expect(mail.text).toContain('Hint: Nothing takes connections at 127.0.0.1 on that port: check host and port of upstream nas-relay');
   });
 
   it('tells at once when the disk is too full to take mail', async () => {
