@@ -50,7 +50,8 @@ export async function composeDsn(input: DsnInput): Promise<Buffer> {
   );
   const report = [`Reporting-MTA: dns; ${input.hostname}`, `Arrival-Date: ${input.arrivedAt.toUTCString()}`, ...perRecipient.map((p) => `\r\n${p}`)].join('\r\n');
   root.createChild('message/delivery-status').setContent(`${report}\r\n`);
-  if (input.header) root.createChild('text/rfc822-headers').setContent(input.header.toString('latin1'));
+  // The bytes as they came: an 8-bit header stays what it was (the part's transfer encoding carries it).
+  if (input.header) root.createChild('text/rfc822-headers').setContent(input.header);
   const built = await root.build();
   return Buffer.from(built.toString('binary').replace(/\r?\n/g, '\r\n'), 'binary');
 }
