@@ -159,7 +159,7 @@ describe('notices by mail', () => {
     up!.rejectRecipient('gone@example.com', 550, '5.1.1 User unknown');
     const dir = tempDir();
     const smtp = { listen: ['127.0.0.1:0'], tls: { mode: 'none' }, allow_recipient_domains: ['example.com'] };
-    const { app, port } = await startRelay(relayConfig(dir, { smtp, upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '2s', bounce_to_sender: true } }));
+    const { app, port } = await startRelay(relayConfig(dir, { smtp, upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '4s', bounce_to_sender: true } }));
     await sendMail(port, { from: 'printer@elsewhere.test', to: ['gone@example.com'], subject: 'Outside' });
     await sendMail(port, { from: 'scanner@example.com', to: ['gone@example.com'], subject: 'Monthly report' });
 
@@ -176,9 +176,20 @@ describe('notices by mail', () => {
     const headers = parsed.attachments.find((a) => a.mimeType === 'text/rfc822-headers');
     expect(Buffer.from(headers!.content as ArrayBuffer).toString()).toContain('Subject: Monthly report');
 
-    // The digest comes after both failures were handled: by then a second DSN would be spooled.
-    await notice(up!);
+    // The digest comes after both failures were handled: by then another DSN would be spooled.
+    expect((await notice(up!)).subject).toBe('[relaybox] 2 messages failed');
     expect(spooledNotices(app).filter((n) => n.mail_from === '')).toHaveLength(1);
+  });
+
+  it('bounces nothing to an empty sender', async () => {
+    const [up] = await upstreams(1);
+    up!.rejectRecipient('gone@example.com', 550, '5.1.1 User unknown');
+    const dir = tempDir();
+    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '1s', bounce_to_sender: true } }));
+    await sendMail(port, { from: '', raw: 'From: fax@example.com\r\nSubject: Null sender\r\n\r\nhi\r\n', to: ['gone@example.com'] });
+
+    expect((await notice(up!)).subject).toBe('[relaybox] 1 message failed');
+    expect(spooledNotices(app).filter((n) => n.mail_from === '')).toHaveLength(0);
   });
 
   it('keeps an open window across a restart: the digest goes out once, after it', async () => {
