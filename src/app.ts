@@ -150,6 +150,7 @@ async function createFeatures(context: FeatureContext): Promise<Feature[]> {
   const features: Feature[] = [];
   if (context.config.mqtt) features.push(...(await mqttFeatures(context)));
   if (context.config.http.enabled) features.push(...(await import('./web/server.js')).webFeature(context));
+  if (context.config.notify) features.push(new (await import('./notify/notices.js')).MailNotices(context));
   return features;
 }
 

@@ -31,6 +31,7 @@ const FORBIDDEN: Record<string, string[]> = {
   message: ['spool', 'delivery', 'ingress', 'upstreams', 'web', 'status', 'cli', 'app'],
   config: ['spool', 'delivery', 'ingress', 'upstreams', 'web', 'status', 'cli', 'app'],
   oauth: ['spool', 'delivery', 'ingress', 'web', 'status', 'cli', 'app'],
+  notify: ['ingress', 'delivery', 'upstreams', 'web', 'status', 'cli', 'app'],
   hints: ['spool', 'delivery', 'ingress', 'upstreams', 'web', 'status', 'cli', 'app', 'message', 'oauth'],
 };
 

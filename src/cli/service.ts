@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { RelayApp } from '../app.js';
+import { formatDuration } from '../config/duration.js';
 import { formatHostPort } from '../config/net.js';
 import { loadConfigOffThread } from '../config/offThread.js';
 import type { Config } from '../config/schema.js';
@@ -79,7 +80,7 @@ async function readStdin(): Promise<string> {
 /** One line for each optional part that is on; never a secret (a broker URL loses its password). */
 function sectionLines(config: Config): string[] {
   const lines: string[] = [];
-  const { http, mqtt, routes, dkim } = config;
+  const { http, mqtt, routes, dkim, notify } = config;
   if (http.enabled) lines.push(`http: console and API on ${formatHostPort(http.listen)}, ${http.admin_token ? 'token required' : 'no token (loopback only)'}`);
   if (mqtt) {
     const url = new URL(mqtt.url);
@@ -88,5 +89,6 @@ function sectionLines(config: Config): string[] {
   }
   if (routes?.length) lines.push(`routes: ${routes.length} rule(s); messages no rule matches go to every upstream in order`);
   if (dkim) lines.push(`dkim: signing as ${dkim.selector}._domainkey.${dkim.domain}`);
+  if (notify) lines.push(`notify: ${notify.to.join(', ')} told of ${notify.events.join(', ')}; digest every ${formatDuration(notify.digest)}${notify.bounce_to_sender ? '; DSN to senders' : ''}`);
   return lines;
 }

@@ -5,6 +5,7 @@ import { formatDuration } from './duration.js';
 import { duration, hostPort } from './fields.js';
 import { http } from './http.js';
 import { mqtt } from './mqtt.js';
+import { checkNotifyRecipients, notify } from './notify.js';
 import { parseCidr } from './net.js';
 import { upstream } from './upstreams.js';
 import { checkRouteUpstreams, routesSection } from './routes.js';
@@ -136,6 +137,7 @@ export const configSchema = z
     delivery: delivery.prefault({}),
     dkim: dkimSection.optional(),
     mqtt: mqtt.optional(),
+    notify: notify.optional(),
     http: http.prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).prefault({}),
   })
@@ -146,6 +148,7 @@ export const configSchema = z
       seen.add(u.name);
     });
     checkRouteUpstreams(config, ctx);
+    checkNotifyRecipients(config, ctx);
     if (config.smtp.auth.required && config.smtp.auth.users.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['smtp', 'auth', 'users'], message: 'auth is required but no users are listed' });
     }

@@ -9,6 +9,8 @@ export interface ComposedMail {
   /** The domain of the Message-ID: relaybox's hostname. */
   hostname: string;
   date?: Date;
+  /** More header fields, e.g. `Auto-Submitted: auto-generated` on notices. */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -24,6 +26,7 @@ export async function composeMessage(mail: ComposedMail): Promise<Buffer> {
     text: mail.text,
     messageId: `<${randomUUID()}@${mail.hostname}>`,
     date: mail.date ?? new Date(),
+    ...(mail.headers && { headers: mail.headers }),
   });
   const built = await composer.compile().build();
   return Buffer.from(built.toString('binary').replace(/\r?\n/g, '\r\n'), 'binary');
