@@ -44,7 +44,7 @@ export class SenderPolicy {
     for (const { address } of froms.flatMap((f) => addressparser(f.value, { flatten: true }))) {
       if (!address) continue;
       const canonical = canonicalAddress(address) ?? address;
-      if (!user.patterns.some((p) => p.test(canonical))) return smtpError(553, REPLY.senderNotAllowed(canonical, user.name));
+      if (!user.patterns.some((p) => p.test(canonical))) return smtpError(553, REPLY.senderNotAllowed(asReplyText(canonical), user.name));
     }
     return null;
   }
@@ -55,4 +55,9 @@ export class SenderPolicy {
     const patterns = name === undefined ? undefined : this.allowed.get(name);
     return name !== undefined && patterns ? { name, patterns } : null;
   }
+}
+
+/** A header's address in a reply line: no control character of a device's header reaches the client. */
+function asReplyText(address: string): string {
+  return address.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 256);
 }
