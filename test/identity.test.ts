@@ -200,6 +200,15 @@ describe('allowed_from', () => {
     expect(running!.count('body_chunks')).toBe(0);
   });
 
+  it('refuses a header section too long to check for a From', async () => {
+    const talk = await loggedIn('scanner');
+    const padding = `X-Padding: ${'p'.repeat(900)}\r\n`.repeat(80);
+    const reply = await talk.sendRaw(`${padding}From: ceo@example.com\r\n\r\nhi\r\n.\r\n`, 'scanner@office.example');
+    expect(reply).toBe('553 5.7.1 header section too large to check its From for user scanner');
+    await talk.quit();
+    expect(running!.count('messages')).toBe(0);
+  });
+
   it('leaves logins without a list and sessions without a login alone', async () => {
     const nas = await loggedIn('nas');
     expect(await nas.sendRaw(message('ceo@example.com'), 'anyone@example.com')).toMatch(/^250 /);
