@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../src/config/load.js';
-import { globToRegExp, Router } from '../src/delivery/routes.js';
+import { globToRegExp } from '../src/config/routes.js';
+import { Router } from '../src/delivery/routes.js';
 import { getMessage, listMessages } from '../src/spool/log.js';
 import type { Upstream } from '../src/upstreams/types.js';
 import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
@@ -9,6 +10,7 @@ import { tempDir } from './helpers/tmp.js';
 
 const smtp = (name: string, port: number) => ({ name, type: 'smtp', host: '127.0.0.1', port, security: 'none' });
 const fake = (name: string) => ({ name }) as Upstream;
+const noRewrite = { envelope_from: '', header_from: '' };
 
 function problems(raw: Record<string, unknown>): string[] {
   try {
@@ -34,8 +36,8 @@ describe('routes config', () => {
     const routes = [{ match: { to: '*@bücher.example' }, upstreams: ['provider'] }];
     const config = validateConfig(relayConfig(tempDir(), { upstreams, routes }));
     expect(config.routes![0]!.match.to).toBe('*@xn--bcher-kva.example');
-    const router = new Router(config.routes!, [fake('google'), fake('provider')]);
-    expect(router.plan('scanner@example.com', ['a@xn--bcher-kva.example']).map((g) => g.upstreams.map((u) => u.name))).toEqual([['provider']]);
+    const router = new Router({ routes: config.routes!, upstreams: [fake('google'), fake('provider')], rewrite: noRewrite });
+    expect(router.plan({ mailFrom: 'scanner@example.com', recipients: ['a@xn--bcher-kva.example'] }).map((g) => g.upstreams.map((u) => u.name))).toEqual([['provider']]);
   });
 
   it('names the key of an upstream that does not exist', () => {
@@ -70,35 +72,36 @@ describe('globToRegExp', () => {
 
 describe('Router.plan', () => {
   const all = [fake('google'), fake('provider'), fake('outbox')];
-  const router = new Router(
-    [
+  const router = new Router({
+    routes: [
       { match: { from: '*@sensors.example.com' }, upstreams: ['provider', 'outbox'] },
       { match: { to: '*@alerts.example.com' }, upstreams: ['outbox'] },
       { match: { from: 'ups@*', to: 'ops@*' }, upstreams: ['provider'] },
     ],
-    all,
-  );
+    upstreams: all,
+    rewrite: noRewrite,
+  });
   const names = (groups: ReturnType<Router['plan']>) => groups.map((g) => [g.rule, g.upstreams.map((u) => u.name), g.recipients]);
 
   it('sends every recipient through the first matching rule, the rest through every upstream', () => {
-    expect(names(router.plan('t1@sensors.example.com', ['a@example.com', 'b@alerts.example.com']))).toEqual([
+    expect(names(router.plan({ mailFrom: 't1@sensors.example.com', recipients: ['a@example.com', 'b@alerts.example.com'] }))).toEqual([
       [0, ['provider', 'outbox'], ['a@example.com', 'b@alerts.example.com']],
     ]);
-    expect(names(router.plan('scanner@example.com', ['a@example.com', 'pager@alerts.example.com', 'b@example.com']))).toEqual([
+    expect(names(router.plan({ mailFrom: 'scanner@example.com', recipients: ['a@example.com', 'pager@alerts.example.com', 'b@example.com'] }))).toEqual([
       [null, ['google', 'provider', 'outbox'], ['a@example.com', 'b@example.com']],
       [1, ['outbox'], ['pager@alerts.example.com']],
     ]);
   });
 
   it('needs both from and to when a rule has both', () => {
-    expect(names(router.plan('ups@power.example.com', ['ops@example.com', 'it@example.com']))).toEqual([
+    expect(names(router.plan({ mailFrom: 'ups@power.example.com', recipients: ['ops@example.com', 'it@example.com'] }))).toEqual([
       [2, ['provider'], ['ops@example.com']],
       [null, ['google', 'provider', 'outbox'], ['it@example.com']],
     ]);
   });
 
   it('is every upstream in order without routes', () => {
-    expect(names(new Router([], all).plan('a@b.com', ['c@d.com']))).toEqual([[null, ['google', 'provider', 'outbox'], ['c@d.com']]]);
+    expect(names(new Router({ routes: [], upstreams: all, rewrite: noRewrite }).plan({ mailFrom: 'a@b.com', recipients: ['c@d.com'] }))).toEqual([[null, ['google', 'provider', 'outbox'], ['c@d.com']]]);
   });
 });
 

@@ -8,7 +8,8 @@ import { mqtt } from './mqtt.js';
 import { checkNotifyRecipients, notify } from './notify.js';
 import { parseCidr } from './net.js';
 import { upstream } from './upstreams.js';
-import { checkRouteUpstreams, routesSection } from './routes.js';
+import { addressGlob, checkRoutes, routesSection } from './routes.js';
+import { smtpRewrite } from './rewrite.js';
 import { dkimSection } from './dkim.js';
 import { canonicalDomain } from './domains.js';
 
@@ -57,6 +58,8 @@ const smtp = z.strictObject({
           z.strictObject({
             username: z.string().min(1),
             password_hash: z.string().regex(/^\$scrypt\$/, 'expected a hash made by `relaybox hash-password`'),
+            /** Envelope and header From this login may use (address patterns); unset: any. */
+            allowed_from: z.array(addressGlob).min(1, 'name at least one address pattern, or leave allowed_from out').optional(),
           }),
         )
         .default([]),
@@ -78,23 +81,8 @@ const smtp = z.strictObject({
   max_buffered_bytes: z.number().int().min(0).default(33_554_432),
   // How long a session may sit idle between commands, and how long DATA may go without a byte.
   timeouts: z.strictObject({ command: smtpTimeout.default(300_000), data: smtpTimeout.default(300_000) }).prefault({}),
-  // The senders relaybox puts on outgoing mail instead of the device's (SPF/DMARC alignment). Checked
-  // here so that a typo fails at load, not as a 553 from the upstream; no CR/LF can reach a header.
-  rewrite: z
-    .strictObject({
-      envelope_from: z
-        .string()
-        .regex(/^$|^[^\s<>@]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, 'expected an address like scanner@example.com')
-        .default(''),
-      header_from: z
-        .string()
-        .regex(
-          /^$|^[^\s<>@]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$|^[^\r\n<>]*<[^\s<>@]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+>$/,
-          'expected an address like scanner@example.com or "Scanner <scanner@example.com>"',
-        )
-        .default(''),
-    })
-    .prefault({}),
+  // The senders relaybox puts on outgoing mail instead of the device's; a route may have its own.
+  rewrite: smtpRewrite,
 });
 
 /** How long one step of setting up an upstream session may take (0 would mean nodemailer's own defaults). */
@@ -147,7 +135,7 @@ export const configSchema = z
       if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` });
       seen.add(u.name);
     });
-    checkRouteUpstreams(config, ctx);
+    checkRoutes(config, ctx);
     checkNotifyRecipients(config, ctx);
     if (config.smtp.auth.required && config.smtp.auth.users.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['smtp', 'auth', 'users'], message: 'auth is required but no users are listed' });

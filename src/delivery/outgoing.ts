@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { DkimConfig } from '../config/dkim.js';
+import type { Rewrite } from '../config/rewrite.js';
 import { createDkimSigner } from '../message/dkim.js';
 import { applyFixups } from '../message/fixupsStream.js';
 import { toSevenBit } from '../message/sevenBit.js';
@@ -11,7 +12,6 @@ import type { BodyFactory } from '../upstreams/types.js';
 export interface OutgoingOptions {
   /** relaybox's `hostname`: the domain of added Message-IDs. */
   hostname: string;
-  rewrite: { envelope_from: string; header_from: string };
   dkim?: DkimConfig | undefined;
   /** `data_dir`: DKIM spools big messages to `<data_dir>/tmp` while signing. */
   dataDir: string;
@@ -19,7 +19,8 @@ export interface OutgoingOptions {
 }
 
 /**
- * What goes upstream for a spooled message: the envelope sender after `smtp.rewrite`, and the
+ * What goes upstream for a spooled message: the envelope sender after the rewrite of its route
+ * (or `smtp.rewrite`), and the
  * body fixed up (src/message/fixups.ts), made 7-bit for an upstream without 8BITMIME
  * (src/message/sevenBit.ts), and then DKIM-signed. The spool keeps what the device
  * sent; this is redone for every attempt, so a config change applies to mail already queued.
@@ -34,13 +35,13 @@ export class OutgoingMessages {
       : null;
   }
 
-  envelopeFrom(message: ClaimedMessage): string {
-    return this.options.rewrite.envelope_from || message.mailFrom;
+  envelopeFrom(message: ClaimedMessage, rewrite: Rewrite): string {
+    return rewrite.envelope_from || message.mailFrom;
   }
 
   /** A factory of fresh streams of the outgoing message, as `Upstream.send` wants it. */
-  body(message: ClaimedMessage, stored: () => Readable): BodyFactory {
-    const { hostname, rewrite, logger } = this.options;
+  body(message: ClaimedMessage, stored: () => Readable, rewrite: Rewrite): BodyFactory {
+    const { hostname, logger } = this.options;
     const reported = new Set<string>();
     const ctx = {
       hostname,
@@ -49,7 +50,7 @@ export class OutgoingMessages {
       // copies with one Message-ID into one).
       messageId: `${message.queuedAt.toString(36)}.${message.id}.relaybox@${hostname}`,
       date: new Date(message.queuedAt),
-      envelopeFrom: this.envelopeFrom(message),
+      envelopeFrom: this.envelopeFrom(message, rewrite),
       headerFrom: rewrite.header_from,
       onFix: (changed: string[]) => {
         const fresh = changed.filter((c) => !reported.has(c));

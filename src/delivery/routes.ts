@@ -1,4 +1,7 @@
-import type { RouteRuleConfig } from '../config/routes.js';
+import { networkMatcher } from '../config/net.js';
+import type { Rewrite } from '../config/rewrite.js';
+import { globToRegExp, type RouteRuleConfig } from '../config/routes.js';
+import type { ClaimedMessage } from '../spool/types.js';
 import type { Upstream } from '../upstreams/types.js';
 
 /** Recipients of one message that go through the same upstream list. */
@@ -7,53 +10,80 @@ export interface RouteGroup {
   rule: number | null;
   upstreams: Upstream[];
   recipients: string[];
+  /** The senders put on this group's copy: the rule's own rewrite over `smtp.rewrite`. */
+  rewrite: Rewrite;
+}
+
+/** What the routes look at: the message as the device sent it (before any rewrite). */
+export type RoutedMessage = Pick<ClaimedMessage, 'mailFrom' | 'recipients'> & Partial<Pick<ClaimedMessage, 'authUser' | 'clientAddress'>>;
+
+export interface RouterOptions {
+  routes: RouteRuleConfig[];
+  /** Every upstream, in order: where a recipient no rule matches goes. */
+  upstreams: Upstream[];
+  /** `smtp.rewrite`. */
+  rewrite: Rewrite;
 }
 
 interface CompiledRule {
-  from: RegExp | null;
+  /** Whether the rule's `from`, `user` and `client` match the message (`to` is per recipient). */
+  sender: (message: RoutedMessage) => boolean;
   to: RegExp | null;
   upstreams: Upstream[];
-}
-
-/** `*@sensors.example.com` → a case-insensitive whole-address RegExp; `*` any run, `?` one character. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 'is');
+  rewrite: Rewrite;
 }
 
 /**
  * Picks upstreams per recipient (SPEC `routes`): the first rule whose `from` matches the device's
- * envelope sender (as it arrived, before any rewrite — that is what tells devices apart) and whose
+ * envelope sender (as it arrived, before any rewrite — that is what tells devices apart), whose
+ * `user` is the login the device sent with, whose `client` holds the device's address, and whose
  * `to` matches the recipient wins; a recipient no rule matches goes through every upstream in
  * order. A message for `ops@` and `alerts@` can so take two paths; each group is its own SMTP
  * transaction, and fail-over happens within the group's list.
  */
 export class Router {
   private readonly rules: CompiledRule[];
+  private readonly all: Upstream[];
+  private readonly rewrite: Rewrite;
 
-  constructor(
-    rules: RouteRuleConfig[],
-    private readonly all: Upstream[],
-  ) {
-    const byName = new Map(all.map((u) => [u.name, u]));
-    this.rules = rules.map((r) => ({
-      from: r.match.from === undefined ? null : globToRegExp(r.match.from),
+  constructor(options: RouterOptions) {
+    this.all = options.upstreams;
+    this.rewrite = options.rewrite;
+    const byName = new Map(options.upstreams.map((u) => [u.name, u]));
+    this.rules = options.routes.map((r) => ({
+      sender: senderMatcher(r.match),
       to: r.match.to === undefined ? null : globToRegExp(r.match.to),
       // Names are checked at config load; a missing one here would only mean fewer upstreams.
       upstreams: r.upstreams.flatMap((name) => byName.get(name) ?? []),
+      rewrite: { ...options.rewrite, ...r.rewrite },
     }));
   }
 
   /** Groups in the order their first recipient appears; recipients keep their order within a group. */
-  plan(mailFrom: string, recipients: string[]): RouteGroup[] {
+  plan(message: RoutedMessage): RouteGroup[] {
+    const senderRules = this.rules.map((r) => r.sender(message));
     const groups = new Map<number | null, RouteGroup>();
-    for (const rcpt of recipients) {
-      const index = this.rules.findIndex((r) => (!r.from || r.from.test(mailFrom)) && (!r.to || r.to.test(rcpt)));
-      const rule = index === -1 ? null : index;
-      let group = groups.get(rule);
-      if (!group) groups.set(rule, (group = { rule, upstreams: rule === null ? this.all : this.rules[rule]!.upstreams, recipients: [] }));
+    for (const rcpt of message.recipients) {
+      const index = this.rules.findIndex((r, i) => senderRules[i] && (!r.to || r.to.test(rcpt)));
+      const rule = index === -1 ? null : this.rules[index]!;
+      let group = groups.get(rule ? index : null);
+      if (!group) {
+        group = rule ? { rule: index, upstreams: rule.upstreams, recipients: [], rewrite: rule.rewrite } : { rule: null, upstreams: this.all, recipients: [], rewrite: this.rewrite };
+        groups.set(group.rule, group);
+      }
       group.recipients.push(rcpt);
     }
     return [...groups.values()];
   }
 }
+
+function senderMatcher(match: RouteRuleConfig['match']): (message: RoutedMessage) => boolean {
+  const from = match.from === undefined ? null : globToRegExp(match.from);
+  const client = match.client === undefined ? null : networkMatcher([match.client]);
+  // A session whose login was ignored (no smtp.auth.users) has no authUser: it never matches a `user`.
+  return (message) =>
+    (!from || from.test(message.mailFrom)) &&
+    (match.user === undefined || message.authUser === match.user) &&
+    (!client || (message.clientAddress != null && client(message.clientAddress)));
+}
+

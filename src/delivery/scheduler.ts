@@ -1,6 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { Rewrite } from '../config/rewrite.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import type { RelayEvents } from '../events.js';
@@ -11,7 +12,7 @@ import { BREAKER_BACKOFF, type OpenBreaker } from './breaker.js';
 import { UpstreamGate } from './gate.js';
 import { OutgoingMessages } from './outgoing.js';
 import { retryDelay } from './retry.js';
-import { Router } from './routes.js';
+import { Router, type RouteGroup } from './routes.js';
 
 export interface SchedulerOptions {
   spool: SpoolStore;
@@ -51,17 +52,18 @@ export class DeliveryScheduler {
   private running = false;
   private readonly outgoing: OutgoingMessages;
   private readonly router: Router;
+  private readonly rewrite: Rewrite;
   private readonly gate: UpstreamGate;
 
   constructor(private readonly options: SchedulerOptions) {
     this.outgoing = new OutgoingMessages({
       hostname: options.hostname ?? osHostname(),
-      rewrite: options.rewrite ?? { envelope_from: '', header_from: '' },
       dkim: options.dkim,
       dataDir: options.dataDir ?? '.',
       logger: options.logger,
     });
-    this.router = new Router(options.routes ?? [], options.upstreams);
+    this.rewrite = options.rewrite ?? { envelope_from: '', header_from: '' };
+    this.router = new Router({ routes: options.routes ?? [], upstreams: options.upstreams, rewrite: this.rewrite });
     this.gate = new UpstreamGate({ restored: options.openBreakers ?? [], backoff: options.breakerBackoff ?? breakerBackoff(options.delivery.retry) });
   }
 
@@ -153,16 +155,17 @@ export class DeliveryScheduler {
     const { spool, delivery, logger, events } = this.options;
     const { body: inMemory } = message;
     const stored = inMemory ? () => Readable.from([Buffer.from(inMemory.buffer, inMemory.byteOffset, inMemory.byteLength)]) : () => spool.body(message.id);
-    const body = this.outgoing.body(message, stored);
-    const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message) };
     const records: AttemptRecord[] = [];
     const context = { events, logger, gate: this.gate, quotaHoldMs: delivery.quota_hold };
     const retryDue = Date.now() + retryDelay(message.attempts, delivery.retry);
     let retryAt = 0;
     let reason: DeliveryOutcome['reason'];
-    // One round per route group, one after the other: each group is its own transaction upstream.
+    // One round per route group, one after the other: each group is its own transaction upstream,
+    // with the senders of its route.
     for (const group of this.routeGroups(message)) {
-      const round = await this.deliverGroup({ ...envelope, recipients: group.recipients }, group.upstreams, body, context);
+      const body = this.outgoing.body(message, stored, group.rewrite);
+      const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message, group.rewrite), recipients: group.recipients };
+      const round = await this.deliverGroup(envelope, group.upstreams, body, context);
       // Every upstream of the group is set aside (quota, or down): come back when the first may be
       // tried, not before — and not later either when none was tried: the message itself has not failed.
       // A down upstream's next probe is not worth waiting for past give_up_after, though: the
@@ -203,10 +206,12 @@ export class DeliveryScheduler {
   }
 
   /** `send-test --upstream` pins one upstream; otherwise the routes decide, per recipient. */
-  private routeGroups(message: ClaimedMessage): { upstreams: Upstream[]; recipients: string[] }[] {
+  private routeGroups(message: ClaimedMessage): Pick<RouteGroup, 'upstreams' | 'recipients' | 'rewrite'>[] {
     const { upstreams } = this.options;
-    if (message.onlyUpstream) return [{ upstreams: upstreams.filter((u) => u.name === message.onlyUpstream), recipients: message.recipients }];
-    return this.router.plan(message.mailFrom, message.recipients);
+    if (message.onlyUpstream) {
+      return [{ upstreams: upstreams.filter((u) => u.name === message.onlyUpstream), recipients: message.recipients, rewrite: this.rewrite }];
+    }
+    return this.router.plan(message);
   }
 }
 

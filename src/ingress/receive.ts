@@ -8,10 +8,12 @@ import { noteStreamedBytes } from '../memory.js';
 import type { MemoryBudget } from '../memoryBudget.js';
 import type { BodyWriter } from '../spool/body.js';
 import type { SpoolStore } from '../spool/store.js';
+import { smtpClient } from '../spool/types.js';
 import { drain } from '../streams.js';
 import type { DiskGuard } from './diskGuard.js';
 import type { ConnectionLimits } from './limits.js';
 import { REPLY, smtpError } from './replies.js';
+import type { SenderPolicy } from './senderPolicy.js';
 
 export interface MessageReceiverOptions {
   spool: SpoolStore;
@@ -24,6 +26,8 @@ export interface MessageReceiverOptions {
   limits: ConnectionLimits;
   /** Turns a write that failed for want of space into 452 4.3.1. */
   diskGuard: DiskGuard;
+  /** Checks the header From against the login's `allowed_from`. */
+  senders: SenderPolicy;
 }
 
 /**
@@ -77,13 +81,20 @@ export class MessageReceiver {
       this.options.limits.dataEnded(session);
     }
 
-    const client = `${session.remoteAddress} (${session.hostNameAppearsAs || session.clientHostname})`;
+    const client = smtpClient(session.remoteAddress, session.hostNameAppearsAs || session.clientHostname);
     if (oversized || stream.sizeExceeded) {
       this.discard(writer);
       logger.warn({ client, size, limit }, 'smtp message refused: larger than smtp.max_message_bytes');
       throw smtpError(552, REPLY.tooBig);
     }
     if (storeError !== undefined) throw diskGuard.storeFailed(storeError, { client, what: 'could not write a message body to the spool' });
+    const head = writer.head(HEADER_SCAN_BYTES);
+    const notAllowed = this.options.senders.header(session, head, size <= HEADER_SCAN_BYTES);
+    if (notAllowed) {
+      this.discard(writer);
+      logger.warn({ client, auth_user: session.user, reply: notAllowed.message }, 'smtp message refused: its header From is not in the allowed_from of its login');
+      throw notAllowed;
+    }
 
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     const recipients = session.envelope.rcptTo.map((r) => r.address);
@@ -91,7 +102,7 @@ export class MessageReceiver {
     const traits = { eightBit, declared8BitMime: session.envelope.bodyType === '8bitmime', declaredSmtpUtf8: session.envelope.smtpUtf8 === true };
     let id: number;
     try {
-      id = await spool.accept(writer, { mailFrom: from, recipients, client, authUser, subject: subjectOf(writer.head(HEADER_SCAN_BYTES)), traits });
+      id = await spool.accept(writer, { mailFrom: from, recipients, client, authUser, subject: subjectOf(head), traits });
     } catch (err) {
       this.discard(writer);
       throw diskGuard.storeFailed(err, { client, what: 'could not commit a message to the spool' });

@@ -7,6 +7,8 @@ export const REPLY = {
   badCredentials: '5.7.8 Authentication credentials invalid',
   authUnavailable: '4.7.0 Temporary authentication failure',
   relayDenied: (domain: string) => `5.7.1 relaying to ${domain} denied`,
+  senderNotAllowed: (address: string, user: string) => `5.7.1 <${address}>: not allowed for user ${user}`,
+  headerTooBigToCheck: (user: string) => `5.7.1 header section too large to check its From for user ${user}`,
   tooBig: '5.3.4 Message size exceeds fixed maximum message size',
   tryAgain: '4.3.0 Temporary failure, try again',
   queued: (id: number) => `2.0.0 Ok: queued as ${id}`,

@@ -19,6 +19,7 @@ import { closeServer, listenOn, logServerError } from './listen.js';
 import { acceptLooseEnvelopes, type LooseEnvelopeOptions } from './looseEnvelope.js';
 import { MessageReceiver } from './receive.js';
 import { REPLY, smtpError } from './replies.js';
+import { SenderPolicy } from './senderPolicy.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
 
 export interface SmtpIngressOptions {
@@ -56,6 +57,7 @@ export class SmtpIngress {
   private readonly onTransaction: () => void;
   private readonly isAllowedClient: (address: string) => boolean;
   private readonly envelope: EnvelopeCheck;
+  private readonly senders: SenderPolicy;
   /** What a bare MAIL FROM/RCPT TO name is qualified with; undefined when the hostname is no domain. */
   private readonly defaultDomain: string | undefined;
   private readonly diskGuard: DiskGuard;
@@ -76,6 +78,7 @@ export class SmtpIngress {
     this.isAllowedClient = networkMatcher(smtp.allow_networks);
     this.envelope = new EnvelopeCheck({ allowRecipientDomains: smtp.allow_recipient_domains });
     this.defaultDomain = smtp.default_domain || canonicalDomain(this.config.hostname);
+    this.senders = new SenderPolicy({ users: smtp.auth.users });
     this.auth = new SmtpAuthenticator({ users: smtp.auth.users, logger: this.logger, events: options.events });
     this.limits = ConnectionLimits.of(smtp, options.evictSilentAfterMs);
     this.receiver = new MessageReceiver({
@@ -85,6 +88,7 @@ export class SmtpIngress {
       bodyBudget: new MemoryBudget(smtp.max_buffered_bytes),
       limits: this.limits,
       diskGuard: this.diskGuard,
+      senders: this.senders,
     });
   }
 
@@ -164,12 +168,7 @@ export class SmtpIngress {
       lenientAddressParsing: true,
       // `MAIL FROM:scanner@corp.example`, `RCPT TO:<admin>`: see looseEnvelope.ts.
       relayboxEnvelope: { defaultDomain: this.defaultDomain },
-      onMailFrom: (address, _session, callback) => {
-        const refusal = this.envelope.sender(address) ?? this.diskGuard.mailFrom(address);
-        if (refusal) return callback(refusal);
-        this.onTransaction();
-        callback();
-      },
+      onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
       onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
       onData: (stream, session, callback) => {
         this.receiver.receive(stream, session).then(
@@ -199,6 +198,20 @@ export class SmtpIngress {
     }
     this.logger.debug({ address }, 'smtp connection');
     callback();
+  }
+
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    const refusal = this.envelope.sender(address) ?? this.notAllowedSender(address, session) ?? this.diskGuard.mailFrom(address);
+    if (refusal) return callback(refusal);
+    this.onTransaction();
+    callback();
+  }
+
+  /** After envelope.sender(): the address is canonical by then, as allowed_from's patterns are. */
+  private notAllowedSender(address: SMTPServerAddress, session: SMTPServerSession): SMTPServerError | null {
+    const refusal = this.senders.envelope(session, address.address);
+    if (refusal) this.logger.warn({ address: session.remoteAddress, auth_user: session.user, from: address.address }, 'smtp sender refused: not in the allowed_from of its login');
+    return refusal;
   }
 
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {

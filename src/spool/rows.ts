@@ -1,12 +1,12 @@
 import type { Statement } from 'better-sqlite3';
 import type { BodyWriter } from './body.js';
 import type { SpoolDb } from './db.js';
-import { SEVEN_BIT, type AcceptedMessage, type ClaimedMessage, type MailTraits } from './types.js';
+import { clientAddressOf, SEVEN_BIT, type AcceptedMessage, type ClaimedMessage, type MailTraits } from './types.js';
 
 export type Row = Record<string, any>;
 
 /** The columns of messages that claimedMessage() reads. */
-export const CLAIMED_COLUMNS = 'id, mail_from, size, attempts, queued_at, only_upstream, traits';
+export const CLAIMED_COLUMNS = 'id, mail_from, size, attempts, queued_at, only_upstream, traits, auth_user, client';
 
 /** messages.traits: one small integer, 0 (no byte in the row) for plain 7-bit mail. */
 const EIGHT_BIT = 1;
@@ -75,6 +75,8 @@ export class SpoolRows {
       queuedAt: r.queued_at,
       onlyUpstream: r.only_upstream,
       traits: traitsOf(r.traits ?? 0),
+      authUser: r.auth_user,
+      clientAddress: clientAddressOf(r.client),
     };
   }
 

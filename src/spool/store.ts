@@ -8,7 +8,7 @@ import { pruneFinished, recoverInterrupted } from './maintenance.js';
 import { GroupCommit } from './groupCommit.js';
 import { writeOutcome } from './outcome.js';
 import { CLAIMED_COLUMNS, SpoolRows, type Row } from './rows.js';
-import { SEVEN_BIT, type AcceptedMessage, type ClaimedMessage, type DeliveryOutcome } from './types.js';
+import { clientAddressOf, SEVEN_BIT, type AcceptedMessage, type ClaimedMessage, type DeliveryOutcome } from './types.js';
 
 export type { AcceptedMessage, AttemptRecord, ClaimedMessage, DeliveryOutcome, MailTraits } from './types.js';
 
@@ -66,7 +66,18 @@ export class SpoolStore {
   async accept(body: BodyWriter, message: AcceptedMessage): Promise<number> {
     const now = Date.now();
     const id = await this.commits.durable(() => this.rows.insertMessage(body, message, now));
-    const queued: ClaimedMessage = { id, mailFrom: message.mailFrom, recipients: [...new Set(message.recipients)], size: body.size, attempts: 0, queuedAt: now, onlyUpstream: message.onlyUpstream ?? null, traits: message.traits ?? SEVEN_BIT };
+    const queued: ClaimedMessage = {
+      id,
+      mailFrom: message.mailFrom,
+      recipients: [...new Set(message.recipients)],
+      size: body.size,
+      attempts: 0,
+      queuedAt: now,
+      onlyUpstream: message.onlyUpstream ?? null,
+      traits: message.traits ?? SEVEN_BIT,
+      authUser: message.authUser ?? null,
+      clientAddress: clientAddressOf(message.client),
+    };
     // A copy of its own: a small Buffer shares an 8 KiB pool, which a thread hand-over would copy whole.
     if (body.inline && body.inline.length <= HANDED_OVER_BYTES) queued.body = new Uint8Array(body.inline);
     if (this.options.queued) this.options.queued(queued);

@@ -1,4 +1,5 @@
 /** What goes into the spool and what delivery gets back out of it. */
+import { isIP } from 'node:net';
 
 /** What the device said in MAIL FROM and what its message holds: what the upstream's MAIL FROM needs. */
 export interface MailTraits {
@@ -34,6 +35,10 @@ export interface ClaimedMessage {
   queuedAt: number;
   onlyUpstream: string | null;
   traits: MailTraits;
+  /** The SMTP AUTH login it came with; null without one (or when logins are taken and ignored). */
+  authUser: string | null;
+  /** The IP address of the device that sent it; null when it came another way (API, MQTT, send-test). */
+  clientAddress: string | null;
   /** The raw message, when it is small and was just accepted: delivery need not read it back. */
   body?: Uint8Array;
 }
@@ -59,4 +64,15 @@ export interface DeliveryOutcome {
    * fail-over round); absent: the last record's reply.
    */
   reason?: { upstream: string | null; reply: string };
+}
+
+/** `messages.client` of mail from an SMTP client: its address, then its HELO name in brackets. */
+export function smtpClient(address: string, helo: string): string {
+  return `${address} (${helo})`;
+}
+
+/** The address in a `messages.client` (see smtpClient): it never holds a space. Null for other clients (`http api`). */
+export function clientAddressOf(client: string | null | undefined): string | null {
+  const first = client?.split(' ', 1)[0] ?? '';
+  return isIP(first) ? first : null;
 }
