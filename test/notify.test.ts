@@ -115,12 +115,16 @@ describe('notices by mail', () => {
     const [up] = await upstreams(1);
     up!.rejectRecipient('full@example.com', 452, '4.2.2 Mailbox full');
     const dir = tempDir();
-    const { port } = await startRelay(relayConfig(dir, { upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '1s', stuck_after: '2s', events: ['queue_stuck'] } }));
+    const { port } = await startRelay(relayConfig(dir, { upstreams: [smtpUpstream('office', up!)], notify: { to: ['it@example.com'], digest: '1s', stuck_after: '3s', events: ['queue_stuck'] } }));
+    // A warm delivery thread first: under load its first start alone can take longer than
+    // stuck_after, and the stuck message would be named before it had any reply to show.
+    await sendMail(port, { to: ['ok@example.com'], subject: 'warm-up' });
+    await up!.waitForMessages(1);
     await sendMail(port, { to: ['full@example.com'], subject: 'Invoice scan' });
 
     const mail = await notice(up!);
     expect(mail.subject).toBe('[relaybox] 1 message stuck');
-    expect(mail.text).toContain('still not delivered after 2s');
+    expect(mail.text).toContain('still not delivered after 3s');
     expect(mail.text).toMatch(/To: full@example\.com\n\s+Subject: Invoice scan/);
     expect(mail.text).toContain('Reply from office: 452 4.2.2 Mailbox full');
   });
