@@ -1,5 +1,4 @@
 import type { Statement } from 'better-sqlite3';
-import type { BodyWriter } from './body.js';
 import type { SpoolDb } from './db.js';
 import { clientAddressOf, SEVEN_BIT, type AcceptedMessage, type ClaimedMessage, type MailTraits } from './types.js';
 
@@ -21,6 +20,15 @@ function traitsOf(bits: number): MailTraits {
   return { eightBit: (bits & EIGHT_BIT) !== 0, declared8BitMime: (bits & DECLARED_8BITMIME) !== 0, declaredSmtpUtf8: (bits & DECLARED_SMTPUTF8) !== 0 };
 }
 
+/** A body written so far (body.ts's BodyWriter), as the message row needs it. */
+export interface StagedBody {
+  /** The row its chunks already belong to; null while it is small enough to go inline. */
+  readonly id: number | null;
+  readonly size: number;
+  takeInline(): Buffer | null;
+  flushRemainder(): void;
+}
+
 /** Row-level reads and writes of the spool, with their statements prepared once; no policy here. */
 export class SpoolRows {
   private readonly statements = new Map<string, Statement<unknown[]>>();
@@ -34,7 +42,7 @@ export class SpoolRows {
     return stmt;
   }
 
-  insertMessage(body: BodyWriter, m: AcceptedMessage, now: number): number {
+  insertMessage(body: StagedBody, m: AcceptedMessage, now: number): number {
     const values = [now, now, m.mailFrom, m.client ?? null, m.authUser ?? null, m.subject ?? null, body.size, now, m.onlyUpstream ?? null, traitBits(m.traits ?? SEVEN_BIT), now];
     let id: number;
     if (body.id === null) {
