@@ -39,6 +39,8 @@ trap 'rm -rf "$work"' EXIT
 cp -a package.json package-lock.json node_modules "$work/"
 (cd "$work" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 nm=$work/node_modules
+# Only what relaybox loads: no install-time helpers (prebuild-install and its tree), no markers or caches.
+node "$repo/deploy/runtime-modules.mjs" "$nm" >/dev/null
 # What a running relaybox never reads: build inputs of the native addon, type declarations,
 # docs, tests and tool links. Licences stay.
 rm -rf "$nm/.bin" "$nm/.vite-temp" "$nm/.package-lock.json" "$nm/@types" \

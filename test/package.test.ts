@@ -141,6 +141,11 @@ describe.skipIf(!DPKG)(DPKG ? 'install.sh and the .deb' : 'install.sh and the .d
       expect(entry('etc/relaybox/relaybox.yaml')).toMatch(/^-rw-r----- root\/root/);
       expect(entry('usr/share/doc/relaybox/copyright')).not.toBe('');
       for (const dev of ['vitest', 'typescript', 'playwright-core', 'tsx']) expect(contents).not.toContain(`/node_modules/${dev}/`);
+      // Nothing only an install needs (better-sqlite3's prebuild-install and its tree), no tool markers or caches.
+      for (const buildOnly of ['prebuild-install', 'node-abi', 'tar-fs', 'simple-get', '.vite', '.vite-temp', '.installed']) {
+        expect(contents, buildOnly).not.toMatch(new RegExp(`/node_modules/${buildOnly.replace('.', '\\.')}(/|$)`, 'm'));
+      }
+      for (const runtime of ['mqtt', 'nodemailer', 'tar', 'smtp-server']) expect(contents, runtime).toContain(`/node_modules/${runtime}/package.json`);
     });
 
     it('carries a runtime for this machine with the Node version the addon was built for', () => {
