@@ -90,6 +90,14 @@ describe('console: cards that filter, bulk retry, a phone page that stays short'
     await jaPage.screenshot({ path: `${SHOTS}/dashboard-ja.png` });
     await ja.close();
 
+    // A pending recipient says why it waits: the reply of its last deferral.
+    await rows.filter({ hasText: 'accounts-payable-3@' }).locator('a').click();
+    const pending = page.locator('#d-recipients tr[data-state="pending"]');
+    await expect.poll(() => pending.locator('td').nth(3).textContent()).toMatch(/^451 4\.7\.0 Temporary system problem/);
+    expect(await pending.locator('td').nth(2).textContent()).toBe('google');
+    await page.locator('.back').click();
+    await expect.poll(() => rows.count()).toBe(DEFERRED + 1);
+
     const deferredCard = page.locator('.card[data-filter="deferred"]');
     await deferredCard.click();
     await expect.poll(() => rows.count()).toBe(DEFERRED);
