@@ -19,11 +19,11 @@ export function failedIds(db: SpoolDb, scope: RetryScope): number[] {
 }
 
 /**
- * Makes every message of `scope` due now, oldest first; returns their ids. Each goes through
- * `retry()`, which tells this process's delivery (the 'due' event); a running service notices a
- * CLI's retries at its next spool scan (a few seconds, dueQueue.ts).
+ * Makes every message of `scope` due now, oldest first, in one transaction; returns their ids.
+ * This process's delivery hears of it (the 'due' event); a running service notices a CLI's bulk
+ * retry at its next spool scan (a few seconds, dueQueue.ts).
  */
 export function retryAll(store: SpoolStore, scope: RetryScope): number[] {
   const ids = store.db.prepare(`SELECT id FROM messages WHERE state IN (${STATES[scope]}) ORDER BY id`).pluck().all() as number[];
-  return ids.filter((id) => store.retry(id));
+  return store.retryMany(ids);
 }
