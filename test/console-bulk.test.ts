@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import type { RelayApp } from '../src/app.js';
+import type { UpstreamState } from '../src/health/tracker.js';
 import { listMessages } from '../src/spool/log.js';
 import { useBrowser } from './helpers/browser.js';
 import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
@@ -15,6 +16,14 @@ const SLOW = 60_000;
 const ADDRESS = 'scanner-2nd-floor@branch-office.example-corp.co.jp';
 
 const getBrowser = useBrowser();
+
+/** Every upstream state, by the type: one added there and not here fails to compile. */
+const UPSTREAM_STATES = Object.keys({ unknown: 1, ok: 1, down: 1, auth_failed: 1, quota: 1, clock: 1, ehlo_rejected: 1 } satisfies Record<UpstreamState, 1>);
+
+/** The console's words for every upstream state, in the page's language. */
+function upstreamWords(page: Page): Promise<string[]> {
+  return page.evaluate(`import('/assets/i18n.js').then((m) => ${JSON.stringify(UPSTREAM_STATES)}.map((s) => m.t('upstream.' + s)))`);
+}
 
 /** A relay whose upstream says 451 to everything and 550 to one recipient: 12 deferred, 1 failed. */
 async function relayWithQueue(): Promise<{ app: RelayApp; up: TestUpstream; url: string }> {
@@ -88,6 +97,11 @@ describe('console: cards that filter, bulk retry, a phone page that stays short'
     expect(await jaPage.locator('.card[data-filter="failed"] .label').textContent()).toBe('失敗（要対応）');
     expect(await jaPage.locator('#retry-all').textContent()).toBe('再送待ちと失敗をすべて再送');
     await jaPage.screenshot({ path: `${SHOTS}/dashboard-ja.png` });
+    // Every upstream state has words of its own in both languages (`clock` had none).
+    const [enWords, jaWords] = [await upstreamWords(page), await upstreamWords(jaPage)];
+    for (const words of [enWords, jaWords]) expect(words.filter((w) => w.startsWith('upstream.'))).toEqual([]);
+    expect(jaWords.filter((w, i) => w === enWords[i])).toEqual([]);
+    expect(jaWords[UPSTREAM_STATES.indexOf('unknown')]).toBe('未確認');
     await ja.close();
 
     // A pending recipient says why it waits: the reply of its last deferral.
