@@ -26,7 +26,7 @@ export function reloadList() {
   loadMessages(false);
 }
 
-/** The cards' numbers and the bulk buttons that go with them. */
+/** The bulk buttons, each shown only when there is mail for it; their questions name the counts. */
 export function showCounts(queue) {
   counts = queue;
   $('#retry-deferred').hidden = queue.deferred === 0;
