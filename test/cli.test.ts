@@ -48,7 +48,13 @@ describe('relaybox CLI', () => {
     expect(show.stdout).toMatch(/failed\s+primary\s+a@example\.com\s+550/);
 
     up.failData(null);
-    const retry = await runCli(['queue', 'retry', String(failed.id), '--config', file]);
+    // A 5xx will most likely come again: said, and nothing done without --force (never a prompt).
+    const refused = await runCli(['queue', 'retry', String(failed.id), '--config', file]);
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toContain(`message ${failed.id}: the upstream refused this recipient permanently`);
+    expect(refused.stderr).toContain(`relaybox queue retry ${failed.id} --force`);
+    expect(listMessages(app.spool.db)[0]!.state).toBe('failed');
+    const retry = await runCli(['queue', 'retry', String(failed.id), '--force', '--config', file]);
     expect(retry).toMatchObject({ code: 0, stdout: `message ${failed.id} queued again\n` });
     await up.waitForMessages(1, SLOW); // the running service picks the CLI's change up by itself
     await waitFor(() => listMessages(app.spool.db)[0]?.state === 'delivered', SLOW);
@@ -128,9 +134,44 @@ describe('relaybox CLI', () => {
       expect(help.code).toBe(0);
       expect(help.stdout).toMatch(/--config FILE\n {2}\$RELAYBOX_CONFIG\n {2}\/etc\/relaybox\/relaybox\.yaml\n {2}config\/relaybox\.example\.yaml/);
     }
-    expect(retry.stdout).toMatch(/Examples:\n {2}relaybox queue retry 42\n {2}relaybox queue retry --all-failed\n/);
+    expect(retry.stdout).toMatch(/Examples:\n {2}relaybox queue retry 42\n {2}relaybox queue retry --all-deferred .*\n/);
     expect(exportHelp.stdout).toMatch(/Examples:\n {2}relaybox log export .*\n {2}relaybox log export .*\n/);
   });
+
+  it('queue flush and retry --all-deferred make deferred mail due now; --all takes the failed too', async () => {
+    const dir = tempDir();
+    const up = await TestUpstream.start();
+    up.failData(451, '4.3.2 Try again later');
+    const raw = relayConfig(dir, {
+      upstreams: [{ name: 'primary', type: 'smtp', host: '127.0.0.1', port: up.port, security: 'none' }],
+      delivery: { retry: { first: '1h', max: '1h', give_up_after: '2h' } },
+    });
+    const file = writeConfig(dir, raw);
+    const { app, port } = await startRelay(raw);
+    await sendMail(port, { to: ['a@example.com'] });
+    await sendMail(port, { to: ['b@example.com'] });
+    const deferred = await waitFor(() => listMessages(app.spool.db, { status: 'deferred' }).length === 2 && listMessages(app.spool.db, { status: 'deferred' }), SLOW);
+    const ids = deferred.map((m) => m.id).sort((a, b) => a - b);
+
+    // A pending recipient says why it waits.
+    const show = await runCli(['queue', 'show', String(ids[0]), '--config', file]);
+    expect(show.stdout).toMatch(/^ {2}\S+@example\.com {2}pending via primary {2}451 4\.3\.2 Try again later$/m);
+
+    up.failData(null);
+    const flush = await runCli(['queue', 'flush', '--config', file]);
+    expect(flush).toMatchObject({ code: 0, stdout: `2 deferred message(s) queued again: ${ids.join(', ')}\n` });
+    await up.waitForMessages(2, SLOW); // the running service notices the CLI's change by itself
+    await waitFor(() => listMessages(app.spool.db, { status: 'delivered' }).length === 2, SLOW);
+
+    up.rejectRecipient('nobody@example.com', 550, '5.1.1 No such user');
+    await sendMail(port, { to: ['nobody@example.com'] });
+    const failed = await waitFor(() => listMessages(app.spool.db, { status: 'failed' })[0], SLOW);
+    const [none, all] = [await runCli(['queue', 'retry', '--all-deferred', '--config', file]), await runCli(['queue', 'retry', '--all', '--config', file])];
+    expect(none).toMatchObject({ code: 0, stdout: '0 deferred message(s) queued again\n' });
+    expect(all).toMatchObject({ code: 0, stdout: `1 deferred or failed message(s) queued again: ${failed.id}\n` });
+    expect(all.stderr).toBe(`relaybox: note: the upstream refused 1 of them permanently (5xx); they will most likely fail again: ${failed.id}\n`);
+    expect((await runCli(['queue', 'retry', '42', '--all', '--config', file])).code).toBe(2);
+  }, 180_000);
 
   it('drops a waiting message', async () => {
     const dir = tempDir();

@@ -90,7 +90,7 @@ describe('Home Assistant discovery', () => {
     expect(messages.map((m) => m.topic)).toEqual([
       ...['state', 'queued', 'deferred', 'failed', 'oldest_age', 'delivered_total', 'failed_total', 'last_error', 'disk_free'].map((o) => `homeassistant/sensor/office/${o}/config`),
       'homeassistant/binary_sensor/office/upstream_google/config',
-      'homeassistant/binary_sensor/office/upstream_my_relay/config',
+      'homeassistant/binary_sensor/office/upstreamx_my_2erelay/config', // a dotted name, escaped: never the id of my_relay
     ]);
     for (const m of messages) {
       const c = JSON.parse(m.payload);

@@ -108,6 +108,17 @@ describe('web console in headless Chromium', () => {
     await page.screenshot({ path: `${SCREENSHOTS}-detail.png`, fullPage: true });
 
     up.failData(null); // the upstream recovers
+    // A 550 will most likely come again: Retry asks first, and "no" leaves the message as it is.
+    const asked: string[] = [];
+    page.once('dialog', (d) => {
+      asked.push(d.message());
+      void d.dismiss();
+    });
+    await page.locator('#d-retry').click();
+    await expect.poll(() => asked.length).toBe(1);
+    expect(asked[0]).toBe('The upstream refused this recipient permanently (boss@example.com, team@example.com); retrying will most likely fail again. Retry anyway?');
+    expect(listMessages(app.spool.db, { status: 'failed' })).toHaveLength(1);
+    page.once('dialog', (d) => void d.accept());
     await page.locator('#d-retry').click();
     await expect.poll(() => page.locator('#d-state').getAttribute('data-state'), { timeout: 10_000 }).toBe('delivered');
     await up.waitForMessages(2);

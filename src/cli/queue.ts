@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import { getMessage, listMessages, messageHead, type MessageSummary } from '../spool/log.js';
 import { SpoolStore } from '../spool/store.js';
+import { recipientReasons } from '../spool/recipientReasons.js';
 import { CliError, EXIT_USAGE, isoTime, parseId, type ConfigFlag } from './common.js';
 import { openConfiguredSpool } from './configFile.js';
 import { headerLines } from '../message/headers.js';
 import { waitingSummary } from '../spool/queueSummary.js';
 import { noMessagesLine, summaryLine } from './queueWords.js';
 import { ReplyHints } from '../hints/hint.js';
+import { registerRetryCommands } from './queueRetry.js';
 
 const STATES = ['queued', 'delivering', 'deferred', 'delivered', 'failed', 'dropped'];
 
@@ -50,7 +52,11 @@ export function registerQueueCommands(program: Command): void {
       const headers = head ? headerLines(head) : [];
       const hints = new ReplyHints(config);
       const hint = message.state === 'delivered' ? null : hints.for(message.upstream, message.lastReply);
-      if (flags.json) return void process.stdout.write(`${JSON.stringify({ ...message, hint, headers }, null, 2)}\n`);
+      const reasons = recipientReasons(message);
+      if (flags.json) {
+        const recipients = message.recipients.map((r, i) => ({ ...r, reason: r.state === 'pending' ? reasons[i]!.reply : null }));
+        return void process.stdout.write(`${JSON.stringify({ ...message, recipients, hint, headers }, null, 2)}\n`);
+      }
       const out = [
         `id:        ${message.id}`,
         `state:     ${message.state}`,
@@ -62,9 +68,12 @@ export function registerQueueCommands(program: Command): void {
         // A hint goes under the raw reply it explains, never instead of it.
         ...(hint ? [`hint:      ${hint}`] : []),
         'recipients:',
-        ...message.recipients.flatMap((r) => {
-          const rcptHint = r.state === 'failed' ? hints.for(r.upstream, r.reply) : null;
-          return [`  ${r.rcpt}  ${r.state}${r.upstream ? ` via ${r.upstream}` : ''}${r.reply ? `  ${r.reply}` : ''}`, ...(rcptHint ? [`    hint: ${rcptHint}`] : [])];
+        ...message.recipients.flatMap((r, i) => {
+          // A pending recipient says why it waits: the reply of its last deferral.
+          const reason = reasons[i]!;
+          const rcptHint = r.state === 'delivered' ? null : hints.for(reason.upstream, reason.reply);
+          const line = `  ${r.rcpt}  ${r.state}${reason.upstream ? ` via ${reason.upstream}` : ''}${reason.reply ? `  ${reason.reply}` : ''}`;
+          return [line, ...(rcptHint ? [`    hint: ${rcptHint}`] : [])];
         }),
         'headers:',
         ...(headers.length > 0 ? headers.map((h) => `  ${h}`) : ['  (body no longer kept)']),
@@ -76,28 +85,7 @@ export function registerQueueCommands(program: Command): void {
       process.stdout.write(`${out.join('\n')}\n`);
     });
 
-  queue
-    .command('retry [id]')
-    .description('make a failed or deferred message due now')
-    .option('--all-failed', 'every failed message')
-    .option('--config <file>', 'configuration file')
-    .action((idText: string | undefined, flags: ConfigFlag & { allFailed?: boolean }) => {
-      if (!idText && !flags.allFailed) throw new CliError('give a message id or --all-failed', EXIT_USAGE);
-      const { db } = openConfiguredSpool(flags);
-      const store = new SpoolStore(db);
-      try {
-        if (flags.allFailed) {
-          const ids = store.retryAllFailed();
-          process.stdout.write(`${ids.length} failed message(s) queued again${ids.length ? `: ${ids.join(', ')}` : ''}\n`);
-          return;
-        }
-        const id = parseId(idText!);
-        if (!store.retry(id)) throw new CliError(`message ${id} is not waiting or failed (see: relaybox queue show ${id})`);
-        process.stdout.write(`message ${id} queued again\n`);
-      } finally {
-        store.close();
-      }
-    });
+  registerRetryCommands(queue);
 
   queue
     .command('drop <id>')

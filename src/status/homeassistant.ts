@@ -11,6 +11,8 @@ export interface DiscoveryInput {
   base: string;
   version: string;
   upstreams: string[];
+  /** The console's address, when a browser elsewhere can reach it: HA's "Visit" link on the device. */
+  configurationUrl?: string;
 }
 
 export interface DiscoveryMessage {
@@ -31,19 +33,25 @@ const LAST_ERROR_TEMPLATE =
   "{% set failing = value_json.upstreams.values() | selectattr('last_error_at') | sort(attribute='last_error_at') | list %}" +
   "{{ ((failing | last).last_error or '')[:250] if failing else '' }}";
 
+/** HA shows an MQTT enum's state as it comes (no translations for MQTT entities): words, not `ok`. */
+const STATE_WORDS = { ok: 'OK', degraded: 'Degraded', down: 'Down' };
+const STATE_TEMPLATE = `{{ ${JSON.stringify(STATE_WORDS)}.get(value_json.state, None) }}`;
+
+// The names say what each counts, so that no two read alike: "Failed" is what waits for a person
+// now, "Failed recipients (total)" a counter since the spool was made.
 const SENSORS: SensorSpec[] = [
-  { object: 'state', name: 'State', template: '{{ value_json.state }}', extra: { device_class: 'enum', options: ['ok', 'degraded', 'down'] } },
-  { object: 'queued', name: 'Queued', template: '{{ value_json.queue.queued }}', extra: { state_class: 'measurement', icon: 'mdi:email-fast-outline' } },
-  { object: 'deferred', name: 'Deferred', template: '{{ value_json.queue.deferred }}', extra: { state_class: 'measurement', icon: 'mdi:email-alert-outline' } },
-  { object: 'failed', name: 'Failed', template: '{{ value_json.queue.failed }}', extra: { state_class: 'measurement', icon: 'mdi:email-remove-outline' } },
+  { object: 'state', name: 'State', template: STATE_TEMPLATE, extra: { device_class: 'enum', options: Object.values(STATE_WORDS), icon: 'mdi:email-sync-outline' } },
+  { object: 'queued', name: 'Sending now', template: '{{ value_json.queue.queued }}', extra: { state_class: 'measurement', icon: 'mdi:email-fast-outline' } },
+  { object: 'deferred', name: 'Deferred, retried later', template: '{{ value_json.queue.deferred }}', extra: { state_class: 'measurement', icon: 'mdi:email-alert-outline' } },
+  { object: 'failed', name: 'Failed, waiting for a person', template: '{{ value_json.queue.failed }}', extra: { state_class: 'measurement', icon: 'mdi:email-remove-outline' } },
   {
     object: 'oldest_age',
-    name: 'Oldest message age',
+    name: 'Oldest undelivered (sending or deferred)',
     template: '{{ value_json.queue.oldest_age_s }}',
     extra: { device_class: 'duration', unit_of_measurement: 's', state_class: 'measurement' },
   },
-  { object: 'delivered_total', name: 'Delivered', template: '{{ value_json.delivered_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-check-outline' } },
-  { object: 'failed_total', name: 'Failed total', template: '{{ value_json.failed_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-remove' } },
+  { object: 'delivered_total', name: 'Delivered recipients (total)', template: '{{ value_json.delivered_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-check-outline' } },
+  { object: 'failed_total', name: 'Failed recipients (total)', template: '{{ value_json.failed_total }}', extra: { state_class: 'total_increasing', icon: 'mdi:email-remove' } },
   { object: 'last_error', name: 'Last error', template: LAST_ERROR_TEMPLATE, extra: { entity_category: 'diagnostic', icon: 'mdi:alert-circle-outline' } },
   {
     object: 'disk_free',
@@ -53,9 +61,15 @@ const SENSORS: SensorSpec[] = [
   },
 ];
 
-/** An upstream name as an object id: HA ids allow letters, digits, `_` and `-`. */
+/**
+ * An upstream name as an object id (HA allows letters, digits, `_` and `-`; names may also hold
+ * `.`). A name of HA's characters keeps the id it always had, `upstream_<name>`. A dotted name gets
+ * `upstreamx_` with `_` and `.` written `_5f` and `_2e`: no name of the first kind can reach that prefix,
+ * and within it the escapes are unambiguous, so `a.b` and `a_b` never share an id.
+ */
 export function objectIdOfUpstream(name: string): string {
-  return `upstream_${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  if (/^[A-Za-z0-9_-]+$/.test(name)) return `upstream_${name}`;
+  return `upstreamx_${name.replace(/[^A-Za-z0-9-]/g, (c) => `_${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}`;
 }
 
 /**
@@ -75,6 +89,7 @@ export function discoveryMessages(input: DiscoveryInput): DiscoveryMessage[] {
     manufacturer: 'relaybox',
     model: 'store-and-forward SMTP relay',
     sw_version: input.version,
+    ...(input.configurationUrl ? { configuration_url: input.configurationUrl } : {}),
   };
   const common = {
     state_topic: `${input.base}/status`,

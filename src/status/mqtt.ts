@@ -5,6 +5,7 @@ import type { AuthEvent, MessageEvent } from '../events.js';
 import type { Feature, FeatureContext } from '../feature.js';
 import { ReplyHints } from '../hints/hint.js';
 import { VERSION } from '../version.js';
+import { remoteConsoleUrl } from './consoleUrl.js';
 import { discoveryMessages } from './homeassistant.js';
 import type { BrokerConnection } from './mqttClient.js';
 
@@ -137,6 +138,7 @@ export class MqttStatus implements Feature {
           base: this.broker.base,
           version: VERSION,
           upstreams: this.context.config.upstreams.map((u) => u.name),
+          configurationUrl: this.context.config.http.enabled ? remoteConsoleUrl(this.context.config.http.listen) : undefined,
         })
       : [];
     const wantedTopics = new Set(wanted.map((m) => m.topic));

@@ -9,6 +9,8 @@ import { headerLines, subjectOf } from '../message/headers.js';
 import { isDiskFull } from '../spool/diskFull.js';
 import { getMessage, listMessages, messageHead, type LogEntry, type MessageSummary } from '../spool/log.js';
 import type { SpoolStore } from '../spool/store.js';
+import { retryAll } from '../spool/bulk.js';
+import { recipientReasons, refusedPermanently } from '../spool/recipientReasons.js';
 import type { AuthLockouts } from '../status/lockouts.js';
 import type { StatusTracker } from '../health/tracker.js';
 import type { WebEnv } from './auth.js';
@@ -103,7 +105,13 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
       ...summaryJson(m, hints),
       client: m.client,
       auth_user: m.authUser,
-      recipients: m.recipients.map((r) => ({ ...r, hint: r.state === 'failed' ? hints.for(r.upstream, r.reply) : null })),
+      // A pending recipient's reply is the deferral that keeps it waiting (recipientReasons).
+      recipients: recipientReasons(m).map(({ rcpt, reply, upstream }, i) => {
+        const state = m.recipients[i]!.state;
+        return { rcpt, state, upstream, reply, hint: state === 'failed' || state === 'pending' ? hints.for(upstream, reply) : null };
+      }),
+      // Retrying these will most likely fail again: the console asks first.
+      refused_permanently: m.state === 'failed' ? refusedPermanently(m) : [],
       // Bodies are removed once delivered or dropped; then only the envelope and log remain.
       headers: head ? headerLines(head) : null,
       history: m.history.map((h) => historyJson(h, hints)),
@@ -118,6 +126,16 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
       return c.json({ ok: true, id, state: 'queued' });
     }
     return refused(c, id, 'retried: only failed, deferred or queued messages can be');
+  });
+
+  // Every deferred message (as `postqueue -f`), or deferred and failed: `{"which": "deferred" | "all"}`.
+  api.post('/messages/retry', async (c) => {
+    const body = (await c.req.json().catch(() => null)) as { which?: unknown } | null;
+    const which = body?.which;
+    if (which !== 'deferred' && which !== 'all') return badRequest(c, 'send JSON {"which": "deferred"} or {"which": "all"}');
+    const ids = retryAll(spool, which);
+    logger.info({ which, count: ids.length, auth: c.get('auth') }, 'bulk retry requested over http');
+    return c.json({ ok: true, which, ids });
   });
 
   api.delete('/messages/:id', (c) => {

@@ -1,17 +1,17 @@
-// The relaybox console: status at a glance, the message list (filter, keyset paging), a message's
-// page (detail.js), the CSV export. Plain ES modules, no build step, no third-party code.
-import { $, age, api, bytes, cell, clear, h, HttpError, pill, setCsrf, time } from './dom.js';
+// The relaybox console: status at a glance, the message list (list.js), a message's page
+// (detail.js), the CSV export. Plain ES modules, no build step, no third-party code.
+import { $, age, api, bytes, clear, h, HttpError, pill, setCsrf, time } from './dom.js';
 import { showDetail, stopDetail } from './detail.js';
 import { t, translatePage } from './i18n.js';
+import { initList, refreshList, reloadList, showCounts } from './list.js';
 
 const STATUS_EVERY_MS = 5000;
-const PAGE = 50;
 
-const list = { state: '', text: '', nextBefore: null, paged: false, seq: 0 };
 let statusTimer;
 let authRequired = false;
 
 translatePage();
+initList((text) => showBanner(text));
 boot();
 
 async function boot() {
@@ -71,8 +71,7 @@ function startConsole() {
 
 function tick() {
   refreshStatus();
-  // The first page follows new mail by itself; once a person pages back, it stays put.
-  if (!$('#list-view').hidden && !list.paged) loadMessages(false);
+  if (!$('#list-view').hidden) refreshList();
 }
 
 window.addEventListener('hashchange', () => route());
@@ -86,7 +85,7 @@ function route() {
     showDetail(Number(m[1]), () => refreshStatus());
   } else {
     stopDetail();
-    loadMessages(false);
+    reloadList();
   }
 }
 
@@ -114,6 +113,7 @@ async function refreshStatus() {
   $('#q-failed').textContent = String(s.queue.failed);
   $('#q-oldest').textContent = s.queue.oldest_age_s ? age(s.queue.oldest_age_s) : t('queue.none');
   $('#q-delivered').textContent = String(s.delivered_total);
+  showCounts(s.queue);
   const full = s.disk && !s.disk.accepting;
   $('#disk').hidden = !full;
   $('#disk').textContent = full ? t('disk.full', { free: bytes(s.disk.free_bytes), min: bytes(s.disk.min_free_bytes) }) : '';
@@ -135,70 +135,6 @@ async function refreshStatus() {
   clear($('#upstreams')).append(...items);
   const lockouts = (s.auth_lockouts ?? []).map((l) => h('li', { className: 'lockout' }, t('lockout.line', { client: l.client, service: l.service === 'smtp' ? 'SMTP AUTH' : 'admin token', until: time(l.until) })));
   clear($('#lockouts')).append(...lockouts);
-}
-
-// --- the message list ---------------------------------------------------------------------
-
-let typing;
-$('#filter').addEventListener('submit', (event) => event.preventDefault());
-$('#f-state').addEventListener('change', () => {
-  list.state = $('#f-state').value;
-  loadMessages(false);
-});
-$('#f-text').addEventListener('input', () => {
-  clearTimeout(typing);
-  typing = setTimeout(() => {
-    list.text = $('#f-text').value.trim();
-    loadMessages(false);
-  }, 250);
-});
-$('#more').addEventListener('click', () => loadMessages(true));
-
-/** `more`: the next page after the last row shown (keyset paging by id); else the first page again. */
-async function loadMessages(more) {
-  if (more && list.nextBefore === null) return;
-  const seq = ++list.seq; // a newer request wins over an older one still in flight
-  const params = new URLSearchParams({ limit: String(PAGE) });
-  if (list.state) params.set('status', list.state);
-  if (list.text) params.set('q', list.text);
-  if (more) params.set('before', String(list.nextBefore));
-  let page;
-  try {
-    page = await api(`/api/messages?${params}`);
-  } catch (err) {
-    if (err instanceof HttpError && err.status !== 401) showBanner(t('error.generic', { message: err.message }));
-    return;
-  }
-  if (seq !== list.seq) return;
-  const body = $('#messages tbody');
-  if (!more) clear(body);
-  list.paged = more;
-  list.nextBefore = page.next_before;
-  body.append(...page.messages.map(row));
-  $('#empty').hidden = body.children.length > 0;
-  $('#messages').hidden = body.children.length === 0;
-  $('#more').hidden = page.next_before === null;
-}
-
-function row(m) {
-  const link = h('a', { href: `#/messages/${m.id}` }, m.subject || t('messages.noSubject'));
-  const tr = h(
-    'tr',
-    { dataset: { id: String(m.id), state: m.state } },
-    cell('col.time', time(m.received_at)),
-    cell('col.from', m.from),
-    cell('col.to', m.to.join(', ')),
-    cell('col.subject', link),
-    cell('col.size', bytes(m.size)),
-    cell('col.state', pill(m.state)),
-    cell('col.upstream', m.upstream || ''),
-    // No room for the whole hint in the table: a mark, the hint on hover, in full in the detail.
-    cell('col.reply', m.last_reply || '', m.hint ? h('span', { className: 'hint-mark', title: m.hint }, t('hint.mark')) : null),
-  );
-  tr.addEventListener('click', (event) => {
-    if (event.target !== link) location.hash = `#/messages/${m.id}`;
-  });
-  return tr;
 }
 
 // --- CSV export -------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 // A message's page: envelope, recipients, every attempt, headers; Retry and Drop.
-import { $, api, bytes, clear, h, HttpError, pill, time } from './dom.js';
+import { $, address, addresses, api, bytes, clear, h, HttpError, pill, time } from './dom.js';
 import { t } from './i18n.js';
 
 const POLL_MS = 1500;
 const SETTLED = new Set(['delivered', 'failed', 'dropped']);
 
 let current = null;
+/** Recipients of the message shown that an upstream refused for good (5xx): Retry asks first. */
+let refused = [];
 let timer;
 let onChange = () => undefined;
 
@@ -43,6 +45,7 @@ async function refresh() {
 
 function render(m) {
   $('#d-subject').textContent = m.subject || t('messages.noSubject');
+  refused = m.refused_permanently ?? [];
   clear($('#d-state')).append(pill(m.state));
   $('#d-state').dataset.state = m.state;
   $('#d-retry').hidden = !['failed', 'deferred', 'queued'].includes(m.state);
@@ -51,8 +54,8 @@ function render(m) {
   const fields = [
     ['ID', String(m.id)],
     [t('col.time'), time(m.received_at)],
-    [t('col.from'), m.from],
-    [t('col.to'), m.to.join(', ')],
+    [t('col.from'), m.from ? address(m.from) : ''],
+    [t('col.to'), addresses(m.to)],
     [t('col.size'), bytes(m.size)],
     [t('detail.client'), m.client || ''],
     [t('detail.authUser'), m.auth_user || ''],
@@ -68,7 +71,7 @@ function render(m) {
   clear($('#d-recipients tbody')).append(
     rcptHead,
     ...m.recipients.map((r) =>
-      h('tr', {}, h('td', {}, r.rcpt), h('td', {}, pill(r.state)), h('td', {}, r.upstream || ''), replyCell(r.reply, r.hint)),
+      h('tr', { dataset: { state: r.state } }, h('td', {}, address(r.rcpt)), h('td', {}, pill(r.state)), h('td', {}, r.upstream || ''), replyCell(r.reply, r.hint)),
     ),
   );
 
@@ -84,7 +87,7 @@ function render(m) {
         h('td', {}, time(e.at)),
         h('td', {}, ['accepted', 'retry'].includes(e.event) ? t(`ev.${e.event}`) : pill(e.event)),
         h('td', {}, e.upstream || ''),
-        h('td', {}, e.recipients.join(', ')),
+        h('td', {}, addresses(e.recipients)),
         replyCell(e.reply, fresh[i]),
         h('td', {}, e.duration_ms === null ? '' : `${e.duration_ms} ms`),
       ),
@@ -112,7 +115,11 @@ async function act(method, path, doneKey) {
   onChange();
 }
 
-$('#d-retry').addEventListener('click', () => act('POST', `/api/messages/${current}/retry`, 'detail.retried'));
+$('#d-retry').addEventListener('click', () => {
+  // A 5xx will most likely come again: say so first, as `queue retry` needs --force.
+  if (refused.length > 0 && !confirm(t('detail.confirmPermanent', { rcpts: refused.join(', ') }))) return;
+  act('POST', `/api/messages/${current}/retry`, 'detail.retried');
+});
 $('#d-drop').addEventListener('click', () => {
   if (confirm(t('detail.confirmDrop', { id: current }))) act('DELETE', `/api/messages/${current}`, 'detail.dropped');
 });

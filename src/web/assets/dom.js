@@ -47,6 +47,21 @@ export function age(seconds) {
   return relative.format(-Math.floor(seconds / size), unit);
 }
 
+/**
+ * An e-mail address that wraps only after `@` and dots, never at a hyphen (browsers break after
+ * `-` by default: `scanner-` / `2f@…`). Each piece is kept whole; `<wbr>` between them is where a
+ * line may end. Copying still gives the address as it is: `<wbr>` adds no character.
+ */
+export function address(text) {
+  const pieces = String(text).split(/(?<=[@.])/);
+  return h('span', { className: 'addr' }, pieces.flatMap((piece, i) => [i > 0 ? document.createElement('wbr') : null, h('span', {}, piece)]));
+}
+
+/** Several addresses, comma-separated, each wrapping as `address` does. */
+export function addresses(list) {
+  return list.flatMap((a, i) => [i > 0 ? ', ' : null, address(a)]);
+}
+
 /** A state as a coloured pill; the state name is data, its label is translated. */
 export function pill(state, prefix = 'msg') {
   return h('span', { className: 'pill', dataset: { state } }, t(`${prefix}.${state}`));
@@ -54,7 +69,8 @@ export function pill(state, prefix = 'msg') {
 
 /** A cell that shows its column name on a phone, where the table becomes a list of cards. */
 export function cell(labelKey, ...children) {
-  return h('td', { dataset: { label: t(labelKey) } }, ...children);
+  // An empty cell stays empty (no text node), so that a phone can leave its line out (td:empty).
+  return h('td', { dataset: { label: t(labelKey) } }, ...children.filter((c) => c !== ''));
 }
 
 export class HttpError extends Error {
