@@ -1,8 +1,7 @@
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage } from '../spool/store.js';
-import { UpstreamError, type SendPhase, type Upstream } from '../upstreams/types.js';
+import { UpstreamError, type MessageSource, type SendPhase, type Upstream } from '../upstreams/types.js';
 import type { Pass, Verdict } from './breaker.js';
 import type { UpstreamGate } from './gate.js';
 import { problemOf } from './holds.js';
@@ -33,7 +32,7 @@ export interface RoundContext {
  * failure move on to the next upstream (fail-over); accepted and permanently refused ones are
  * final. Decides nothing about when to retry — the scheduler does.
  */
-export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[], body: () => Readable, context: RoundContext): Promise<RoundResult> {
+export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[], body: MessageSource, context: RoundContext): Promise<RoundResult> {
   const { logger, events, gate } = context;
   const records: AttemptRecord[] = [];
   let pending = message.recipients;
@@ -42,9 +41,10 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
   let tried = false;
   const probing: Promise<void>[] = [];
 
-  const holdForQuota = (upstream: string, reply: string) => {
-    gate.holds.hold(upstream, Date.now() + context.quotaHoldMs, reply);
-    logger.warn({ upstream, reply, until: new Date(Date.now() + context.quotaHoldMs).toISOString() }, 'upstream quota reached: holding its mail');
+  // An HTTPS API's Retry-After says how long; an SMTP quota refusal does not, so quota_hold does.
+  const holdForQuota = (upstream: string, reply: string, forMs = context.quotaHoldMs) => {
+    gate.holds.hold(upstream, Date.now() + forMs, reply);
+    logger.warn({ upstream, reply, until: new Date(Date.now() + forMs).toISOString() }, 'upstream quota reached: holding its mail');
   };
   /** Tells the breaker what the attempt showed; the upstream event carries its next probe. */
   const judged = (pass: Pass, verdict: Verdict): { nextProbeAt: Date | null } => {
@@ -114,7 +114,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
         'delivery attempt failed',
       );
       const problem = problemOf(failure);
-      if (problem === 'quota') holdForQuota(upstream.name, failure.reply);
+      if (problem === 'quota') holdForQuota(upstream.name, failure.reply, failure.retryAfterMs);
       // A refusal after MAIL FROM still means the upstream itself is reachable and working.
       const reachable = failure.code !== null && ['mail', 'rcpt', 'data'].includes(failure.phase);
       const verdict: Verdict = SETUP_PHASES.has(failure.phase) ? { up: false, reason: failure.reply } : reachable ? { up: true } : null;

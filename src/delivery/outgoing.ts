@@ -5,6 +5,7 @@ import type { DkimConfig } from '../config/dkim.js';
 import { createDkimSigner } from '../message/dkim.js';
 import { applyFixups } from '../message/fixupsStream.js';
 import type { ClaimedMessage } from '../spool/store.js';
+import type { MessageSource } from '../upstreams/types.js';
 
 export interface OutgoingOptions {
   /** relaybox's `hostname`: the domain of added Message-IDs. */
@@ -36,7 +37,7 @@ export class OutgoingMessages {
   }
 
   /** A factory of fresh streams of the outgoing message, as `Upstream.send` wants it. */
-  body(message: ClaimedMessage, stored: () => Readable): () => Readable {
+  body(message: ClaimedMessage, stored: () => Readable): MessageSource {
     const { hostname, rewrite, logger } = this.options;
     const reported = new Set<string>();
     const ctx = {
@@ -56,9 +57,9 @@ export class OutgoingMessages {
         logger.info({ id: message.id, fixups: fresh }, 'message fixed up for delivery');
       },
     };
-    return () => {
+    return (options) => {
       const fixed = applyFixups(stored(), ctx);
-      return this.sign ? this.sign(fixed) : fixed;
+      return this.sign && options?.dkim !== false ? this.sign(fixed) : fixed;
     };
   }
 }

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage, DeliveryOutcome, SpoolStore } from '../spool/store.js';
-import type { Upstream } from '../upstreams/types.js';
+import type { MessageSource, Upstream } from '../upstreams/types.js';
 import { deliverRound, type RoundResult } from './attempt.js';
 import { BREAKER_BACKOFF, type OpenBreaker } from './breaker.js';
 import { UpstreamGate } from './gate.js';
@@ -189,7 +189,7 @@ export class DeliveryScheduler {
    * A round; when every upstream was set aside but one is being probed, the probe's verdict is
    * due within its session timeouts: waiting for it beats a deferral when it says "works again".
    */
-  private async deliverGroup(message: ClaimedMessage, upstreams: Upstream[], body: () => Readable, context: Parameters<typeof deliverRound>[3]): Promise<RoundResult> {
+  private async deliverGroup(message: ClaimedMessage, upstreams: Upstream[], body: MessageSource, context: Parameters<typeof deliverRound>[3]): Promise<RoundResult> {
     const round = await deliverRound(message, upstreams, body, context);
     if (round.tried || round.probing.length === 0 || !this.running) return round;
     // Bounded all the same: a probe past MAIL FROM reports only when its DATA is done.

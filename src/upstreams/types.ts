@@ -35,11 +35,22 @@ export class UpstreamError extends Error {
     readonly phase: SendPhase,
     /** Set by an adapter that knows better than the reply code (a bad clock, a dead token). */
     readonly problem?: UpstreamProblem,
+    options: { retryAfterMs?: number | undefined } = {},
   ) {
     super(reply);
     this.name = 'UpstreamError';
+    this.retryAfterMs = options.retryAfterMs;
   }
+
+  /** An HTTPS API's `Retry-After` with a throttling answer: hold the upstream this long, not `quota_hold`. */
+  readonly retryAfterMs: number | undefined;
 }
+
+/**
+ * Makes a fresh stream of the outgoing message. `dkim: false` asks for it unsigned: a provider
+ * that re-signs everything it sends (Microsoft Graph) gains nothing from our signature.
+ */
+export type MessageSource = (options?: { dkim?: boolean }) => Readable;
 
 export interface SendOptions {
   /**
@@ -58,6 +69,6 @@ export interface Upstream {
   /** A short human description for check-config, e.g. `smtp-relay.gmail.com:587 starttls`. */
   describe(): string;
   /** `body` makes a fresh stream of the raw message each time it is called. */
-  send(envelope: Envelope, body: () => Readable, options?: SendOptions): Promise<SendResult>;
+  send(envelope: Envelope, body: MessageSource, options?: SendOptions): Promise<SendResult>;
   close(): Promise<void>;
 }
