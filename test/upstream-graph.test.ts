@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getMessage } from '../src/spool/log.js';
+import { configProblems } from './helpers/config.js';
 import { FakeOauth } from './helpers/fakeOauth.js';
 import { GRAPH_MAX_REQUEST, GraphDouble, graphError } from './helpers/graphDouble.js';
 import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
@@ -213,5 +214,25 @@ describe('microsoft365-graph upstream', () => {
     const m = await settled(app, idOf((await sendMail(port, { from: USER, to: ['a@contoso.com'], raw: scanWithPdf(randomBytes(4_000_000), 'a@contoso.com') })).response), 'deferred');
     expect(attempts(m)[0]!.reply).toMatch(/^HTTP 403 ErrorAccessDenied: .* Mail\.Send and Mail\.ReadWrite \(mail over 4 MB goes as a draft\)/);
     expect(app.status.upstream('graph')?.state).toBe('auth_failed');
+  });
+});
+
+describe('configuration of the HTTPS upstreams', () => {
+  const graphYaml = (extra: string) =>
+    `data_dir: /tmp/x\nupstreams:\n  - { name: graph, type: microsoft365-graph, user: scanner@contoso.com, client_id: app, ${extra} }\n`;
+
+  it('names the key and the problem', () => {
+    expect(configProblems(graphYaml('tenant_id: common, client_secret: s'))).toEqual(['upstreams[0].tenant_id: app-only access needs your directory (tenant) ID, not common/organizations']);
+    expect(configProblems(graphYaml(`tenant_id: ${TENANT}`))).toEqual(["upstreams[0].client_secret: is required, or certificate: { file: app.pem } (the app's credential)"]);
+    expect(configProblems(graphYaml(`tenant_id: ${TENANT}, client_secret: s, graph_url: http://graph.example`))).toEqual(['upstreams[0].graph_url: expected an https:// URL']);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'key-only.pem'), generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    expect(configProblems(graphYaml(`tenant_id: ${TENANT}, certificate: { file: ${join(dir, 'key-only.pem')} }`))).toEqual([
+      'upstreams[0].certificate: expected one PEM file with the private key and the certificate (cat app.key app.crt > app.pem); it has no CERTIFICATE block',
+    ]);
+    expect(configProblems(`data_dir: /tmp/x\nupstreams: [{ name: g, type: gmail-api, user: scanner@example.com }]\n`)).toEqual([
+      'upstreams[0].client_id: is required (the Desktop-type OAuth client), or service_account_key for a Workspace service account',
+      "upstreams[0].client_secret: is required: Google's token endpoint wants the Desktop client's secret too",
+    ]);
   });
 });
