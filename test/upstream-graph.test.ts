@@ -3,11 +3,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { formatFinding } from '../src/doctor/report.js';
+import { runDoctor } from '../src/doctor/run.js';
 import { getMessage } from '../src/spool/log.js';
 import { configProblems } from './helpers/config.js';
 import { FakeOauth } from './helpers/fakeOauth.js';
 import { GRAPH_MAX_REQUEST, GraphDouble, graphError } from './helpers/graphDouble.js';
-import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
+import { relayConfig, runCli, sendMail, startRelay, waitFor } from './helpers/relay.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -234,5 +237,36 @@ describe('configuration of the HTTPS upstreams', () => {
       'upstreams[0].client_id: is required (the Desktop-type OAuth client), or service_account_key for a Workspace service account',
       "upstreams[0].client_secret: is required: Google's token endpoint wants the Desktop client's secret too",
     ]);
+  });
+});
+
+describe('doctor and check-config for microsoft365-graph', () => {
+  async function doctorLines(dir: string, upstream: Record<string, unknown>): Promise<string[]> {
+    const file = join(dir, 'relaybox.yaml');
+    writeFileSync(file, stringify(relayConfig(dir, { upstreams: [upstream] })));
+    const { findings } = await runDoctor({ configFile: file, timeoutMs: 5000, ntp: async () => 'yes' });
+    return findings.filter((f) => f.topic === 'upstream graph').map(formatFinding);
+  }
+
+  it('checks TLS, a token and the mailbox; a refused read is only a warning that explains the permissions', async () => {
+    const { graph, dir, upstream } = await world();
+    const found = await doctorLines(dir, upstream);
+    expect(found).toEqual([
+      expect.stringMatching(/^OK {3}upstream graph: TLS: 127\.0\.0\.1:\d+ certificate verified/),
+      'OK   upstream graph: token: app-only (client credentials) for scanner@contoso.com: the token endpoint gave an access token',
+      'OK   upstream graph: mailbox scanner@contoso.com found; sending needs the Mail.Send application permission, mail over 4 MB goes as a draft and needs the Mail.ReadWrite application permission too',
+    ]);
+    graph.answerNext(/^GET /, graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'));
+    expect((await doctorLines(dir, upstream)).at(-1)).toMatch(/^WARN upstream graph: reading scanner@contoso\.com was refused \(HTTP 403\): not needed for sending \(Mail\.Send\).*Mail\.ReadWrite.* Fix: optional: grant User\.Read\.All/);
+  });
+
+  it('check-config describes the upstream without its secret', async () => {
+    const { dir, upstream } = await world();
+    const file = join(dir, 'relaybox.yaml');
+    writeFileSync(file, stringify(relayConfig(dir, { upstreams: [upstream] })));
+    const { code, stdout } = await runCli(['check-config', '--config', file]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/upstream 1 graph \(microsoft365-graph\): https:\/\/127\.0\.0\.1:\d+ Graph sendMail as scanner@contoso\.com; app-only \(client credentials\) for scanner@contoso\.com/);
+    expect(stdout).not.toContain('app-secret');
   });
 });

@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { UpstreamConfig } from '../config/upstreams.js';
 import { createUpstream } from '../upstreams/registry.js';
 import { dnsClient, withTimeout, type DnsClient } from './dns.js';
+import { probeApi } from './apiProbe.js';
 import { endpointOf, type SpfExpectation } from './endpoints.js';
 import { errorText, fail, ok, warn, type Finding } from './report.js';
 import { checkDkim, checkSenderDomain } from './senderDomain.js';
@@ -69,6 +70,9 @@ async function checkUpstream(u: UpstreamConfig, config: Config, dns: DnsClient, 
     return (await writable(target))
       ? [ok(topic, `writes .eml files into ${u.dir}${existsSync(u.dir) ? '' : ' (made at the first message)'}`)]
       : [fail(topic, `${target} is not writable`, `sudo install -d -o relaybox -g relaybox ${u.dir}`)];
+  }
+  if (u.type === 'microsoft365-graph' || u.type === 'gmail-api') {
+    return network ? probeApi(topic, u, { dns, timeoutMs, dataDir: config.data_dir }) : [ok(topic, `${u.type} as ${u.user} (not probed: --offline)`)];
   }
   const ep = endpointOf(u);
   if (!ep) return [warn(topic, `doctor does not know how to probe type ${u.type}`)];
