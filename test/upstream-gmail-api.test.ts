@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -5,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { getMessage } from '../src/spool/log.js';
 import { FakeOauth, serviceAccountKeyJson, serviceAccountKeyPair } from './helpers/fakeOauth.js';
 import { GmailApiDouble, googleError } from './helpers/gmailApiDouble.js';
-import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
+import { stringify } from 'yaml';
+import { CLI, relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -158,4 +160,33 @@ describe('gmail-api upstream', () => {
     const pieces = gmail.seen.filter((s) => s.method === 'PUT');
     expect(pieces.length).toBe(Math.ceil(raw.length / (4 * 1024 * 1024)));
   }, 120_000);
+});
+
+describe('relaybox oauth google --gmail-api', () => {
+  it('asks for gmail.send for the gmail-api upstream, and serve sends with the token it stored', async () => {
+    const { fake, gmail, dir, upstream } = await world('refresh-token');
+    const { refresh_token: _configured, ...signIn } = { ...upstream, auth_url: fake.authUrl };
+    const gmailOauth2 = { name: 'gmail-smtp', type: 'gmail-oauth2', user: USER, client_id: CLIENT.id, client_secret: CLIENT.secret, token_url: fake.tokenUrl, auth_url: fake.authUrl };
+    const config = relayConfig(dir, { upstreams: [gmailOauth2, signIn] });
+    const file = join(dir, 'relaybox.yaml');
+    writeFileSync(file, stringify(config));
+    const child = spawn(process.execPath, [CLI, 'oauth', 'google', '--gmail-api', '--config', file], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const authorizeUrl = await new Promise<URL>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        stdout += d;
+        const m = /^ {3}(http:\/\/127\.0\.0\.1:\d+\/authorize\?\S+)$/m.exec(stdout);
+        if (m && stdout.includes('Waiting for the browser')) resolve(new URL(m[1]!));
+      });
+      void exited.then(() => reject(new Error(`exited early:\n${stdout}`)));
+    });
+    expect(authorizeUrl.searchParams.get('scope')).toBe(SEND_SCOPE);
+    expect(stdout).toContain('upstream "gmail-api"');
+    await (await fetch(authorizeUrl)).text(); // the browser: consent, then the redirect to the loopback listener
+    expect(await exited).toBe(0);
+    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [signIn] }));
+    await settled(app, idOf((await sendMail(port, { from: USER, to: ['a@example.com'], raw: scan('a@example.com') })).response), 'delivered');
+    expect(gmail.sent).toHaveLength(1);
+  });
 });
