@@ -165,7 +165,8 @@ describe('gmail-api upstream', () => {
 describe('relaybox oauth google --gmail-api', () => {
   it('asks for gmail.send for the gmail-api upstream, and serve sends with the token it stored', async () => {
     const { fake, gmail, dir, upstream } = await world('refresh-token');
-    const { refresh_token: _configured, ...signIn } = { ...upstream, auth_url: fake.authUrl };
+    // No refresh token configured: the sign-in below gets one.
+    const signIn = { ...upstream, auth_url: fake.authUrl, refresh_token: undefined };
     const gmailOauth2 = { name: 'gmail-smtp', type: 'gmail-oauth2', user: USER, client_id: CLIENT.id, client_secret: CLIENT.secret, token_url: fake.tokenUrl, auth_url: fake.authUrl };
     const config = relayConfig(dir, { upstreams: [gmailOauth2, signIn] });
     const file = join(dir, 'relaybox.yaml');
