@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -79,6 +79,15 @@ describe('gmail-api upstream', () => {
     const assertion = fake.requests[0]!.params.assertion!.split('.')[1]!;
     expect(JSON.parse(Buffer.from(assertion, 'base64url').toString())).toMatchObject({ scope: SEND_SCOPE, sub: USER, iss: SA });
     expect(app.status.upstream('gmail-api')?.state).toBe('ok');
+  });
+
+  it('keeps DKIM signing for Gmail API mail', async () => {
+    const { gmail, dir, upstream } = await world();
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const dkim = { domain: 'example.com', selector: 'relaybox', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [upstream], dkim }));
+    await settled(app, idOf((await sendMail(port, { from: USER, to: ['a@example.com'], raw: scan('a@example.com') })).response), 'delivered');
+    expect(gmail.sent[0]!.toString()).toMatch(/^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.com;/m);
   });
 
   it('sends with the refresh token of `relaybox oauth google --gmail-api`, and refreshes it once when the API says 401', async () => {
