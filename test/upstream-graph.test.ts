@@ -160,6 +160,20 @@ describe('microsoft365-graph upstream', () => {
     expect(up.messages).toHaveLength(2);
   });
 
+  it('the hold lasts as long as Retry-After says, not quota_hold', async () => {
+    const { graph, dir, upstream } = await world();
+    const { up, config } = await smtpUpstream();
+    graph.answerNext(/sendMail$/, { ...graphError(503, 'ServiceUnavailable', 'Service Unavailable'), headers: { 'retry-after': '1' } });
+    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [upstream, config], delivery: { quota_hold: '1h' } }));
+    const first = await settled(app, idOf((await sendMail(port, { from: USER, to: ['a@contoso.com'], raw: scan('a@contoso.com') })).response), 'delivered');
+    expect(attempts(first).map((h) => h.upstream)).toEqual(['graph', 'smtp']);
+    const heldAt = Date.now();
+    await waitFor(() => Date.now() - heldAt > 1500, 5000, 'the hold of Retry-After: 1 to pass');
+    const second = await settled(app, idOf((await sendMail(port, { from: USER, to: ['b@contoso.com'], raw: scan('b@contoso.com') })).response), 'delivered');
+    expect(attempts(second).map((h) => h.upstream)).toEqual(['graph']);
+    expect(up.messages).toHaveLength(1);
+  });
+
   it('SMTP down: the mail fails over to Graph in the same round', async () => {
     const { graph, dir, upstream } = await world();
     const { up, config } = await smtpUpstream();
