@@ -108,6 +108,15 @@ describe('microsoft365-graph upstream', () => {
     expect(fake.requests[0]!.params.client_secret).toBeUndefined();
   });
 
+  it('verifies the API certificate: one not signed by a trusted CA stops the send before any request', async () => {
+    const { graph, dir, upstream } = await world();
+    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [{ ...upstream, tls: {} }], delivery: { retry: { first: '1h', max: '1h', give_up_after: '2h' } } }));
+    const m = await settled(app, idOf((await sendMail(port, { from: USER, to: ['a@contoso.com'], raw: scan('a@contoso.com') })).response), 'deferred');
+    expect(attempts(m)[0]!.reply).toMatch(/certificate|self.signed/i);
+    expect(graph.seen).toEqual([]);
+    expect(app.status.upstream('graph')?.state).toBe('down');
+  });
+
   it('401 refreshes the token once and sends; the connection is reused', async () => {
     const { fake, graph, dir, upstream } = await world();
     const { app, port } = await startRelay(relayConfig(dir, { upstreams: [upstream] }));

@@ -90,6 +90,7 @@ export class HttpsClient {
         res.on('end', () => {
           if (settled) return;
           settled = true;
+          clearTimeout(connectTimer);
           resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8').slice(0, MAX_ANSWER_BYTES) });
         });
       });
