@@ -79,9 +79,8 @@ export class GraphUpstream implements Upstream {
   }
 
   private async sendLarge(message: () => Readable): Promise<string> {
-    const raw = await readWhole(message);
-    await sendAsDraft({ session: this.session, mailbox: this.mailbox, raw, failure: (answer) => this.failure(answer, true) });
-    return `202 Accepted by Microsoft Graph (sent as a draft with upload sessions, ${raw.byteLength} bytes)`;
+    const { bytes } = await sendAsDraft({ session: this.session, mailbox: this.mailbox, read: () => readWhole(message), failure: (answer) => this.failure(answer, true) });
+    return `202 Accepted by Microsoft Graph (sent as a draft with upload sessions, ${bytes} bytes)`;
   }
 
   private inTurn<T>(work: () => Promise<T>): Promise<T> {

@@ -14,7 +14,8 @@ export interface DraftContext {
   session: ApiSession;
   /** `…/v1.0/users/{user}` */
   mailbox: string;
-  raw: ArrayBuffer;
+  /** The whole message, read when needed (the parser wants it in one piece). */
+  read: () => Promise<ArrayBuffer>;
   failure: (answer: HttpsResponse) => UpstreamError;
 }
 
@@ -23,8 +24,12 @@ export interface DraftContext {
  * attachments added (large ones through upload sessions, in byte ranges), then sent. A draft left
  * by a failure is deleted, so retries do not pile drafts up in the mailbox.
  */
-export async function sendAsDraft(ctx: DraftContext): Promise<void> {
-  const parsed = await PostalMime.parse(ctx.raw, { attachmentEncoding: 'arraybuffer' });
+export async function sendAsDraft(ctx: DraftContext): Promise<{ bytes: number }> {
+  let raw: ArrayBuffer | null = await ctx.read();
+  const bytes = raw.byteLength;
+  const parsed = await PostalMime.parse(raw, { attachmentEncoding: 'arraybuffer' });
+  // Only the parsed parts are needed from here: let the raw message go while attachments upload.
+  raw = null;
   const created = await ctx.session.call(() => json('POST', `${ctx.mailbox}/messages`, draftOf(parsed)));
   const id = jsonOf(created).id;
   if (created.status !== 201 || typeof id !== 'string') throw ctx.failure(created);
@@ -33,6 +38,7 @@ export async function sendAsDraft(ctx: DraftContext): Promise<void> {
     for (const attachment of parsed.attachments) await addAttachment(ctx, draft, attachment);
     const sent = await ctx.session.call(() => ({ method: 'POST', url: `${draft}/send`, headers: { 'content-length': 0 }, body: '' }));
     if (sent.status !== 202) throw ctx.failure(sent);
+    return { bytes };
   } catch (err) {
     await ctx.session.call(() => ({ method: 'DELETE', url: draft })).catch(() => undefined);
     throw err;
