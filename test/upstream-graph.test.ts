@@ -8,6 +8,7 @@ import { formatFinding } from '../src/doctor/report.js';
 import { runDoctor } from '../src/doctor/run.js';
 import { getMessage } from '../src/spool/log.js';
 import { configProblems } from './helpers/config.js';
+import { FakeDns } from './helpers/fakeDns.js';
 import { FakeOauth } from './helpers/fakeOauth.js';
 import { GRAPH_MAX_REQUEST, GraphDouble, graphError } from './helpers/graphDouble.js';
 import { relayConfig, runCli, sendMail, startRelay, waitFor } from './helpers/relay.js';
@@ -264,12 +265,19 @@ describe('configuration of the HTTPS upstreams', () => {
 });
 
 describe('doctor and check-config for microsoft365-graph', () => {
-  async function doctorLines(dir: string, upstream: Record<string, unknown>): Promise<string[]> {
+  async function doctorLines(dir: string, upstream: Record<string, unknown>, topic = 'upstream graph'): Promise<string[]> {
+    const dns = await FakeDns.start({ 'contoso.com': { TXT: ['v=spf1 include:spf.example.net -all'] } });
+    open.push(dns);
     const file = join(dir, 'relaybox.yaml');
     writeFileSync(file, stringify(relayConfig(dir, { upstreams: [upstream] })));
-    const { findings } = await runDoctor({ configFile: file, timeoutMs: 5000, ntp: async () => 'yes' });
-    return findings.filter((f) => f.topic === 'upstream graph').map(formatFinding);
+    const { findings } = await runDoctor({ configFile: file, timeoutMs: 5000, ntp: async () => 'yes', dnsServer: dns.server });
+    return findings.filter((f) => f.topic === topic).map(formatFinding);
   }
+
+  it("checks that the mailbox's domain lets Microsoft 365 send for it (SPF)", async () => {
+    const { dir, upstream } = await world();
+    expect((await doctorLines(dir, upstream, 'sender contoso.com')).join('\n')).toMatch(/does not include spf\.protection\.outlook\.com/);
+  });
 
   it('checks TLS, a token and the mailbox; a refused read is only a warning that explains the permissions', async () => {
     const { graph, dir, upstream } = await world();

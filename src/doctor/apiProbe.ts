@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { connect, type ConnectionOptions } from 'node:tls';
-import type { ApiUpstreamConfig } from '../config/upstreams.js';
+import type { ApiUpstreamConfig, UpstreamConfig } from '../config/upstreams.js';
 import { reasonOf } from '../oauth/errors.js';
 import { tokenSourceFor } from '../oauth/sources.js';
 import { HttpsClient } from '../upstreams/https.js';
 import type { DnsClient } from './dns.js';
 import { withTimeout } from './dns.js';
+import { GOOGLE_SPF, MICROSOFT_SPF, type SpfExpectation } from './endpoints.js';
 import { errorText, fail, ok, warn, type Finding } from './report.js';
 
 export interface ApiProbeOptions {
@@ -14,6 +15,13 @@ export interface ApiProbeOptions {
   timeoutMs: number;
   /** data_dir: the token cache the service shares. */
   dataDir: string;
+}
+
+/** The mailbox an HTTPS upstream sends as, and the SPF include its provider's servers need (for the sender check). */
+export function apiSenderOf(u: UpstreamConfig): { mailbox: string; spf: SpfExpectation } | undefined {
+  if (u.type === 'microsoft365-graph') return { mailbox: u.user, spf: MICROSOFT_SPF };
+  if (u.type === 'gmail-api') return { mailbox: u.user, spf: GOOGLE_SPF };
+  return undefined;
 }
 
 /** A step that failed: its line ends the probe. */

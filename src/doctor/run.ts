@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { UpstreamConfig } from '../config/upstreams.js';
 import { createUpstream } from '../upstreams/registry.js';
 import { dnsClient, withTimeout, type DnsClient } from './dns.js';
-import { probeApi } from './apiProbe.js';
+import { apiSenderOf, probeApi } from './apiProbe.js';
 import { endpointOf, type SpfExpectation } from './endpoints.js';
 import { errorText, fail, ok, warn, type Finding } from './report.js';
 import { checkDkim, checkSenderDomain } from './senderDomain.js';
@@ -107,7 +107,7 @@ function senderFor(config: Config, mailbox: string | undefined, from: string | u
 function senderChecks(config: Config, dns: DnsClient, timeoutMs: number, from?: string): Promise<Finding[]>[] {
   const byDomain = new Map<string, SpfExpectation[]>();
   for (const u of config.upstreams) {
-    const ep = endpointOf(u);
+    const ep = endpointOf(u) ?? apiSenderOf(u);
     if (!ep) continue;
     const sender = senderFor(config, ep.mailbox, from);
     const domain = sender?.split('@')[1]?.toLowerCase();
