@@ -234,6 +234,18 @@ describe('microsoft365-graph upstream', () => {
     expect(graph.seen.filter((s) => s.method === 'PUT').length).toBe(Math.ceil(pdf.length / (12 * 320 * 1024)));
   }, 120_000);
 
+  it('a large base64 text body (no attachment) is parsed whole and arrives as the draft body', async () => {
+    const { graph, dir, upstream } = await world();
+    const { app, port } = await startRelay(relayConfig(dir, { upstreams: [upstream] }));
+    const text = 'All work and no play makes a scanner a dull box.\n'.repeat(48_000);
+    const b64 = Buffer.from(text).toString('base64').replace(/.{76}/g, '$&\r\n');
+    const raw = `${headers('a@contoso.com')}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n`;
+    await settled(app, idOf((await sendMail(port, { from: USER, to: ['a@contoso.com'], raw })).response), 'delivered');
+    const sent = graph.sent[0]!;
+    if (sent.kind !== 'draft') throw new Error('expected a draft');
+    expect(sha256(sent.draft.body.content)).toBe(sha256(text));
+  });
+
   it('a large message without Mail.ReadWrite: auth_failed naming Mail.ReadWrite', async () => {
     const { graph, dir, upstream } = await world();
     graph.readWrite = false;

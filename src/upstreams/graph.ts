@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Microsoft365GraphUpstreamConfig } from '../config/upstreams.js';
 import { tokenSourceFor } from '../oauth/sources.js';
@@ -5,6 +6,7 @@ import { ApiSession } from './apiSession.js';
 import { discard, peek } from './bodyChunks.js';
 import { withEnvelopeBcc } from './envelopeBcc.js';
 import { sendAsDraft } from './graphLarge.js';
+import { spillLargeBodies } from './graphSpill.js';
 import { apiErrorOf, describeApiError, retryAfterMs, type HttpsResponse } from './https.js';
 import type { UpstreamContext } from './registry.js';
 import { UpstreamError, type Envelope, type MessageSource, type SendOptions, type SendResult, type Upstream } from './types.js';
@@ -31,8 +33,10 @@ export class GraphUpstream implements Upstream {
   private readonly session: ApiSession;
   /** `https://graph.microsoft.com/v1.0/users/{user}` */
   private readonly mailbox: string;
-  /** Large messages are parsed whole (graphLarge.ts): one at a time keeps memory bounded. */
+  /** Large messages are parsed (graphLarge.ts): one at a time keeps memory bounded. */
   private largeTurn: Promise<unknown> = Promise.resolve();
+  /** `<data_dir>/tmp`: large bodies wait there while their draft is made. */
+  private readonly tmpDir: string;
 
   constructor(
     private readonly config: Microsoft365GraphUpstreamConfig,
@@ -43,6 +47,7 @@ export class GraphUpstream implements Upstream {
     const tokens = tokenSourceFor(config, context.dataDir, { logger: context.logger.child({ upstream: config.name }) });
     this.session = new ApiSession(config.name, tokens, { tls: config.tls, context });
     this.mailbox = `${config.graph_url}/v1.0/users/${encodeURIComponent(config.user)}`;
+    this.tmpDir = join(context.dataDir, 'tmp');
   }
 
   describe(): string {
@@ -79,8 +84,14 @@ export class GraphUpstream implements Upstream {
   }
 
   private async sendLarge(message: () => Readable): Promise<string> {
-    const { bytes } = await sendAsDraft({ session: this.session, mailbox: this.mailbox, read: () => readWhole(message), failure: (answer) => this.failure(answer, true) });
-    return `202 Accepted by Microsoft Graph (sent as a draft with upload sessions, ${bytes} bytes)`;
+    await sendAsDraft({
+      session: this.session,
+      mailbox: this.mailbox,
+      skeleton: () => spillLargeBodies(message(), this.tmpDir),
+      whole: () => readWhole(message),
+      failure: (answer) => this.failure(answer, true),
+    });
+    return '202 Accepted by Microsoft Graph (sent as a draft with upload sessions)';
   }
 
   private inTurn<T>(work: () => Promise<T>): Promise<T> {

@@ -1,5 +1,7 @@
 import PostalMime, { type Address, type Attachment, type Email } from 'postal-mime';
 import type { ApiSession } from './apiSession.js';
+import { fixedChunks } from './bodyChunks.js';
+import { decodedBody, type Skeleton, type SpilledBody } from './graphSpill.js';
 import { jsonOf, type HttpsResponse } from './https.js';
 import { UpstreamError } from './types.js';
 
@@ -14,9 +16,18 @@ export interface DraftContext {
   session: ApiSession;
   /** `…/v1.0/users/{user}` */
   mailbox: string;
-  /** The whole message, read when needed (the parser wants it in one piece). */
-  read: () => Promise<ArrayBuffer>;
+  /** The message with its large base64 bodies in files (graphSpill.ts). */
+  skeleton: () => Promise<Skeleton>;
+  /** The whole message in one piece: only when the skeleton could not be matched up. */
+  whole: () => Promise<ArrayBuffer>;
   failure: (answer: HttpsResponse) => UpstreamError;
+}
+
+/** An attachment to add: its bytes from the parser's memory, or read back from a spilled body. */
+interface Part {
+  attachment: Attachment;
+  size: number;
+  bytes: () => AsyncIterable<Buffer>;
 }
 
 /**
@@ -24,21 +35,47 @@ export interface DraftContext {
  * attachments added (large ones through upload sessions, in byte ranges), then sent. A draft left
  * by a failure is deleted, so retries do not pile drafts up in the mailbox.
  */
-export async function sendAsDraft(ctx: DraftContext): Promise<{ bytes: number }> {
-  let raw: ArrayBuffer | null = await ctx.read();
-  const bytes = raw.byteLength;
-  const parsed = await PostalMime.parse(raw, { attachmentEncoding: 'arraybuffer' });
-  // Only the parsed parts are needed from here: let the raw message go while attachments upload.
-  raw = null;
+export async function sendAsDraft(ctx: DraftContext): Promise<void> {
+  const skeleton = await ctx.skeleton();
+  try {
+    let parsed = await PostalMime.parse(skeleton.raw, { attachmentEncoding: 'arraybuffer' });
+    let parts = partsOf(parsed, skeleton.bodies);
+    // A marker the parser did not hand back as one attachment (a body cut in two, base64 in a
+    // text part): the skeleton cannot be trusted, so parse the whole message as it is.
+    if (!parts) {
+      parsed = await PostalMime.parse(await ctx.whole(), { attachmentEncoding: 'arraybuffer' });
+      parts = partsOf(parsed, new Map())!;
+    }
+    await sendDraft(ctx, parsed, parts);
+  } finally {
+    skeleton.dispose();
+  }
+}
+
+/** Each attachment with where its bytes come from; null when some spilled body is not exactly one attachment. */
+function partsOf(parsed: Email, bodies: Map<string, SpilledBody>): Part[] | null {
+  const claimed = new Set<string>();
+  const parts = parsed.attachments.map((attachment): Part => {
+    const content = new Uint8Array(attachment.content as ArrayBuffer);
+    const spilled = content.length < 100 ? bodies.get(Buffer.from(content).toString('latin1')) : undefined;
+    if (!spilled) return { attachment, size: content.length, bytes: async function* () { yield Buffer.from(content.buffer, content.byteOffset, content.length); } };
+    claimed.add(Buffer.from(content).toString('latin1'));
+    return { attachment, size: spilled.bytes, bytes: () => decodedBody(spilled) };
+  });
+  const text = `${parsed.text ?? ''}${parsed.html ?? ''}`;
+  const stray = [...bodies.keys()].some((marker) => !claimed.has(marker) || text.includes(marker));
+  return stray ? null : parts;
+}
+
+async function sendDraft(ctx: DraftContext, parsed: Email, parts: Part[]): Promise<void> {
   const created = await ctx.session.call(() => json('POST', `${ctx.mailbox}/messages`, draftOf(parsed)));
   const id = jsonOf(created).id;
   if (created.status !== 201 || typeof id !== 'string') throw ctx.failure(created);
   const draft = `${ctx.mailbox}/messages/${encodeURIComponent(id)}`;
   try {
-    for (const attachment of parsed.attachments) await addAttachment(ctx, draft, attachment);
+    for (const part of parts) await addAttachment(ctx, draft, part);
     const sent = await ctx.session.call(() => ({ method: 'POST', url: `${draft}/send`, headers: { 'content-length': 0 }, body: '' }));
     if (sent.status !== 202) throw ctx.failure(sent);
-    return { bytes };
   } catch (err) {
     await ctx.session.call(() => ({ method: 'DELETE', url: draft })).catch(() => undefined);
     throw err;
@@ -66,44 +103,47 @@ function mailboxes(list: Address[] | undefined): Array<{ emailAddress: { address
   return flat.filter((a) => a.address).map((a) => ({ emailAddress: { address: a.address!, ...(a.name ? { name: a.name } : {}) } }));
 }
 
-async function addAttachment(ctx: DraftContext, draft: string, a: Attachment): Promise<void> {
-  const bytes = new Uint8Array(a.content as ArrayBuffer);
+async function addAttachment(ctx: DraftContext, draft: string, part: Part): Promise<void> {
+  const a = part.attachment;
   const name = a.filename ?? (a.mimeType === 'message/rfc822' ? 'message.eml' : 'attachment');
   const inline = a.disposition === 'inline' && a.contentId ? { isInline: true, contentId: a.contentId.replace(/^<|>$/g, '') } : {};
-  if (bytes.length < GRAPH_INLINE_ATTACHMENT_LIMIT) {
-    const resource = { '@odata.type': '#microsoft.graph.fileAttachment', name, contentType: a.mimeType, contentBytes: Buffer.from(bytes).toString('base64'), ...inline };
+  if (part.size < GRAPH_INLINE_ATTACHMENT_LIMIT) {
+    const pieces: Buffer[] = [];
+    for await (const piece of part.bytes()) pieces.push(piece);
+    const resource = { '@odata.type': '#microsoft.graph.fileAttachment', name, contentType: a.mimeType, contentBytes: Buffer.concat(pieces).toString('base64'), ...inline };
     const added = await ctx.session.call(() => json('POST', `${draft}/attachments`, resource));
     if (added.status !== 201) throw ctx.failure(added);
     return;
   }
-  const item = { AttachmentItem: { attachmentType: 'file', name, size: bytes.length, contentType: a.mimeType, ...inline } };
+  const item = { AttachmentItem: { attachmentType: 'file', name, size: part.size, contentType: a.mimeType, ...inline } };
   const opened = await ctx.session.call(() => json('POST', `${draft}/attachments/createUploadSession`, item));
   const uploadUrl = jsonOf(opened).uploadUrl;
   if (opened.status !== 201 || typeof uploadUrl !== 'string') throw ctx.failure(opened);
-  await upload(ctx, uploadUrl, bytes);
+  await upload(ctx, uploadUrl, part);
 }
 
 /**
  * PUTs the bytes in ranges. The upload URL carries its own authorization: Microsoft says not to
  * send the bearer token there. `200` with nextExpectedRanges means "go on", `201` "done".
  */
-async function upload(ctx: DraftContext, uploadUrl: string, bytes: Uint8Array): Promise<void> {
-  for (let start = 0; start < bytes.length; start += GRAPH_UPLOAD_CHUNK_BYTES) {
-    const piece = bytes.subarray(start, Math.min(bytes.length, start + GRAPH_UPLOAD_CHUNK_BYTES));
+async function upload(ctx: DraftContext, uploadUrl: string, part: Part): Promise<void> {
+  let start = 0;
+  for await (const { bytes: piece, last } of fixedChunks(part.bytes(), GRAPH_UPLOAD_CHUNK_BYTES)) {
     const end = start + piece.length - 1;
+    if (last && end !== part.size - 1) throw new UpstreamError(`upload session: the attachment has ${end + 1} bytes, not the ${part.size} announced`, null, 'io');
     const answer = await ctx.session.client.request({
       method: 'PUT',
       url: uploadUrl,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': piece.length, 'content-range': `bytes ${start}-${end}/${bytes.length}` },
-      body: Buffer.from(piece.buffer, piece.byteOffset, piece.length),
+      headers: { 'content-type': 'application/octet-stream', 'content-length': piece.length, 'content-range': `bytes ${start}-${end}/${part.size}` },
+      body: piece,
     });
-    const last = end === bytes.length - 1;
     if (last && (answer.status === 201 || answer.status === 200)) return;
     if (answer.status !== 200) throw ctx.failure(answer);
     const next = (jsonOf(answer).nextExpectedRanges as unknown[] | undefined)?.[0];
     if (typeof next !== 'string' || !next.startsWith(`${end + 1}-`)) {
       throw new UpstreamError(`upload session: Graph expects ${String(next)} after bytes ${start}-${end}`, null, 'io');
     }
+    start = end + 1;
   }
 }
 

@@ -36,8 +36,11 @@ export interface HttpsResponse {
   text: string;
 }
 
-/** An answer larger than this is not an API's JSON: only its start is kept for the reply. */
-const MAX_ANSWER_BYTES = 256 * 1024;
+/**
+ * An answer larger than this is not an API's JSON: only its start is kept for the reply. Graph
+ * echoes a created draft whole, body included (up to its 4 MB request limit).
+ */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
 /**
  * One keep-alive HTTPS client per API upstream: connections are reused across messages (a TLS

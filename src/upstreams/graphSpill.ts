@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+
+/** A run of base64 lines at least this long goes to a file; shorter ones stay in the skeleton. */
+const SPILL_MIN_BYTES = 256 * 1024;
+/** Bytes of the base64 alphabet (A–Z, a–z, 0–9, +, /). */
+const ALPHABET = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') ALPHABET[c.charCodeAt(0)] = 1;
+
+/**
+ * How many base64 characters a line of a base64 body carries (the alphabet only, up to two `=`
+ * at its end, then CRLF or LF), or -1 when it is not such a line. A byte loop: it runs on every
+ * line of a 30 MB scan, and strings per line would be garbage to collect.
+ */
+function base64Chars(line: Buffer): number {
+  let end = line.length;
+  if (end > 0 && line[end - 1] === 10) end -= 1;
+  if (end > 0 && line[end - 1] === 13) end -= 1;
+  let pad = 0;
+  while (pad < 2 && end > 0 && line[end - 1] === 61) {
+    end -= 1;
+    pad += 1;
+  }
+  if (end === 0) return -1;
+  for (let i = 0; i < end; i++) if (ALPHABET[line[i]!] !== 1) return -1;
+  return end;
+}
+
+/** One base64 body taken out of the message: its file and how many bytes it decodes to. */
+export interface SpilledBody {
+  file: string;
+  bytes: number;
+}
+
+/** The message with its large base64 bodies replaced by markers, and where each body went. */
+export interface Skeleton {
+  raw: ArrayBuffer;
+  /** Marker (the decoded content a parser will see in place of the body) → the spilled body. */
+  bodies: Map<string, SpilledBody>;
+  /** Removes the spilled files. */
+  dispose(): void;
+}
+
+/**
+ * A large scan is one big base64 body. The MIME parser (postal-mime) wants a message whole, and
+ * holds several copies of every attachment while it decodes: for a 30 MB scan that is well over
+ * the memory a Pi should spend. So the body is streamed to a file under `<data_dir>/tmp` and a
+ * one-line marker put in its place; the parser then reads the small skeleton (structure, text,
+ * headers), and each attachment whose content is a marker is read back from its file in pieces.
+ * Runs of base64 lines are recognised by their alphabet alone: the parser still does the MIME.
+ */
+export async function spillLargeBodies(message: Readable, tmpDir: string): Promise<Skeleton> {
+  mkdirSync(tmpDir, { recursive: true, mode: 0o700 });
+  const nonce = randomBytes(6).toString('hex');
+  const bodies = new Map<string, SpilledBody>();
+  const skeleton: Buffer[] = [];
+  const dispose = () => {
+    for (const body of bodies.values()) rmSync(body.file, { force: true });
+  };
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  let chars = 0;
+  let spill = null as { out: WriteStream; file: string } | null;
+
+  const endRun = async () => {
+    if (spill) {
+      spill.out.end();
+      await finished(spill.out);
+      const marker = `relaybox-spill:${nonce}:${bodies.size}`;
+      bodies.set(marker, { file: spill.file, bytes: Math.floor((chars * 3) / 4) });
+      skeleton.push(Buffer.from(`${Buffer.from(marker).toString('base64')}\r\n`));
+      spill = null;
+    } else skeleton.push(...run);
+    run = [];
+    runBytes = 0;
+    chars = 0;
+  };
+  const addToRun = async (line: Buffer, lineChars: number) => {
+    chars += lineChars;
+    if (spill) {
+      const out = spill.out;
+      if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      return;
+    }
+    run.push(line);
+    runBytes += line.length;
+    if (runBytes < SPILL_MIN_BYTES) return;
+    const file = join(tmpDir, `graph.${nonce}.${bodies.size}.b64`);
+    spill = { out: createWriteStream(file, { mode: 0o600, highWaterMark: 1024 * 1024 }), file };
+    for (const held of run) spill.out.write(held);
+    run = [];
+  };
+
+  const onLine = async (line: Buffer) => {
+    const lineChars = base64Chars(line);
+    if (lineChars === -1) {
+      await endRun();
+      skeleton.push(line);
+      return;
+    }
+    await addToRun(line, lineChars);
+    // Padding ends a body (or, with mailers that pad every line, a unit of it: then the markers
+    // of one body are not one attachment, and the whole message is parsed instead).
+    if (line.includes(61)) await endRun();
+  };
+
+  try {
+    let partial: Buffer | null = null;
+    for await (const chunk of message) {
+      const data = chunk as Buffer;
+      let start = 0;
+      let at = data.indexOf(10);
+      while (at !== -1) {
+        const piece = data.subarray(start, at + 1);
+        await onLine(partial ? Buffer.concat([partial, piece]) : piece);
+        partial = null;
+        start = at + 1;
+        at = data.indexOf(10, start);
+      }
+      if (start < data.length) partial = partial ? Buffer.concat([partial, data.subarray(start)]) : Buffer.from(data.subarray(start));
+    }
+    await endRun();
+    if (partial) skeleton.push(partial);
+  } catch (err) {
+    spill?.out.destroy();
+    dispose();
+    throw err;
+  }
+  const whole = Buffer.concat(skeleton);
+  return { raw: whole.buffer.slice(whole.byteOffset, whole.byteOffset + whole.length), bodies, dispose };
+}
+
+/** A spilled body decoded, in the pieces the file is read in (a few 64 KiB at a time). */
+export async function* decodedBody(body: SpilledBody): AsyncGenerator<Buffer> {
+  let carry = '';
+  for await (const chunk of createReadStream(body.file)) {
+    const text = carry + (chunk as Buffer).toString('latin1').replace(/[^A-Za-z0-9+/=]/g, '');
+    const whole = text.length - (text.length % 4);
+    carry = text.slice(whole);
+    if (whole > 0) yield Buffer.from(text.slice(0, whole), 'base64');
+  }
+  if (carry.length > 0) yield Buffer.from(carry, 'base64');
+}
