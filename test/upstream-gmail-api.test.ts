@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getMessage } from '../src/spool/log.js';
+import { GMAIL_CHUNK_BYTES } from '../src/upstreams/gmailApi.js';
 import { FakeOauth, serviceAccountKeyJson, serviceAccountKeyPair } from './helpers/fakeOauth.js';
 import { GmailApiDouble, googleError } from './helpers/gmailApiDouble.js';
 import { stringify } from 'yaml';
@@ -167,7 +168,7 @@ describe('gmail-api upstream', () => {
     expect(gmail.uploadTypes).toEqual(['resumable']);
     expect(createHash('sha256').update(gmail.sent[0]!).digest('hex')).toBe(createHash('sha256').update(raw).digest('hex'));
     const pieces = gmail.seen.filter((s) => s.method === 'PUT');
-    expect(pieces.length).toBe(Math.ceil(raw.length / (4 * 1024 * 1024)));
+    expect(pieces.length).toBe(Math.ceil(raw.length / GMAIL_CHUNK_BYTES));
   }, 120_000);
 });
 

@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import { formatFinding } from '../src/doctor/report.js';
 import { runDoctor } from '../src/doctor/run.js';
 import { getMessage } from '../src/spool/log.js';
+import { GRAPH_UPLOAD_CHUNK_BYTES } from '../src/upstreams/graphLarge.js';
 import { configProblems } from './helpers/config.js';
 import { FakeDns } from './helpers/fakeDns.js';
 import { FakeOauth } from './helpers/fakeOauth.js';
@@ -231,7 +232,7 @@ describe('microsoft365-graph upstream', () => {
     expect(sent.attachments).toHaveLength(1);
     expect(sent.attachments[0]!.viaUploadSession).toBe(true);
     expect(sha256(sent.attachments[0]!.bytes)).toBe(sha256(pdf));
-    expect(graph.seen.filter((s) => s.method === 'PUT').length).toBe(Math.ceil(pdf.length / (12 * 320 * 1024)));
+    expect(graph.seen.filter((s) => s.method === 'PUT').length).toBe(Math.ceil(pdf.length / GRAPH_UPLOAD_CHUNK_BYTES));
   }, 120_000);
 
   it('a large base64 text body (no attachment) is parsed whole and arrives as the draft body', async () => {

@@ -10,8 +10,8 @@ import { UpstreamError, type Envelope, type MessageSource, type SendOptions, typ
 
 /** Google's media upload takes up to 5 MB in one request; larger goes resumable (REFERENCE.md). */
 export const GMAIL_MEDIA_LIMIT = 5 * 1024 * 1024;
-/** Resumable pieces: a multiple of 256 KiB, as Google's upload protocol wants. */
-export const GMAIL_CHUNK_BYTES = 16 * 256 * 1024;
+/** Resumable pieces: a multiple of 256 KiB, as Google's upload protocol wants; 1 MiB keeps two in memory cheap. */
+export const GMAIL_CHUNK_BYTES = 4 * 256 * 1024;
 /** A throttling answer without Retry-After holds the upstream this long. */
 const DEFAULT_THROTTLE_MS = 60_000;
 /** Google's words for "too much, later" on a 403 or 429 (Gmail API usage limits). */

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Microsoft365GraphUpstreamConfig } from '../config/upstreams.js';
 import { tokenSourceFor } from '../oauth/sources.js';
 import { ApiSession } from './apiSession.js';
-import { discard, peek } from './bodyChunks.js';
+import { discard, peek, replay } from './bodyChunks.js';
 import { withEnvelopeBcc } from './envelopeBcc.js';
 import { sendAsDraft } from './graphLarge.js';
 import { spillLargeBodies } from './graphSpill.js';
@@ -60,10 +60,14 @@ export class GraphUpstream implements Upstream {
     await this.session.token();
     const message = () => withEnvelopeBcc(body({ dkim: false }), envelope.to);
     const peeked = await peek(message(), GRAPH_MIME_LIMIT);
-    await discard(peeked);
     options?.onSessionReady?.();
-    const reply = 'whole' in peeked ? await this.sendMime(peeked.whole) : await this.inTurn(() => this.sendLarge(message));
-    return { accepted: [...envelope.to], rejected: [], reply };
+    try {
+      // A large message is read on from where the peek stopped: one pass over the spool.
+      const reply = 'whole' in peeked ? await this.sendMime(peeked.whole) : await this.inTurn(() => this.sendLarge(replay(peeked), message));
+      return { accepted: [...envelope.to], rejected: [], reply };
+    } finally {
+      await discard(peeked);
+    }
   }
 
   async close(): Promise<void> {
@@ -83,11 +87,11 @@ export class GraphUpstream implements Upstream {
     return '202 Accepted by Microsoft Graph sendMail';
   }
 
-  private async sendLarge(message: () => Readable): Promise<string> {
+  private async sendLarge(rest: AsyncIterable<Buffer>, message: () => Readable): Promise<string> {
     await sendAsDraft({
       session: this.session,
       mailbox: this.mailbox,
-      skeleton: () => spillLargeBodies(message(), this.tmpDir),
+      skeleton: () => spillLargeBodies(rest, this.tmpDir),
       whole: () => readWhole(message),
       failure: (answer) => this.failure(answer, true),
     });

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
 /** A run of base64 lines at least this long goes to a file; shorter ones stay in the skeleton. */
@@ -52,7 +51,7 @@ export interface Skeleton {
  * headers), and each attachment whose content is a marker is read back from its file in pieces.
  * Runs of base64 lines are recognised by their alphabet alone: the parser still does the MIME.
  */
-export async function spillLargeBodies(message: Readable, tmpDir: string): Promise<Skeleton> {
+export async function spillLargeBodies(message: AsyncIterable<Buffer>, tmpDir: string): Promise<Skeleton> {
   mkdirSync(tmpDir, { recursive: true, mode: 0o700 });
   const nonce = randomBytes(6).toString('hex');
   const bodies = new Map<string, SpilledBody>();
@@ -133,14 +132,21 @@ export async function spillLargeBodies(message: Readable, tmpDir: string): Promi
   return { raw: whole.buffer.slice(whole.byteOffset, whole.byteOffset + whole.length), bodies, dispose };
 }
 
-/** A spilled body decoded, in the pieces the file is read in (a few 64 KiB at a time). */
+/**
+ * A spilled body decoded, piece by piece as the file is read. Node's base64 decoder skips line
+ * breaks, so each piece is cut where the characters before it make whole 4-character units.
+ */
 export async function* decodedBody(body: SpilledBody): AsyncGenerator<Buffer> {
-  let carry = '';
-  for await (const chunk of createReadStream(body.file)) {
-    const text = carry + (chunk as Buffer).toString('latin1').replace(/[^A-Za-z0-9+/=]/g, '');
-    const whole = text.length - (text.length % 4);
-    carry = text.slice(whole);
-    if (whole > 0) yield Buffer.from(text.slice(0, whole), 'base64');
+  let carry: Buffer | null = null;
+  for await (const chunk of createReadStream(body.file, { highWaterMark: 256 * 1024 })) {
+    const data: Buffer = carry ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+    let units = 0;
+    for (let i = 0; i < data.length; i++) if (data[i] !== 13 && data[i] !== 10) units += 1;
+    let cut = data.length;
+    // Step back over the characters of the last, incomplete unit (and the line breaks among them).
+    for (let extra = units % 4; extra > 0; cut -= 1) if (data[cut - 1] !== 13 && data[cut - 1] !== 10) extra -= 1;
+    carry = cut < data.length ? Buffer.from(data.subarray(cut)) : null;
+    if (cut > 0) yield Buffer.from(data.subarray(0, cut).toString('latin1'), 'base64');
   }
-  if (carry.length > 0) yield Buffer.from(carry, 'base64');
+  if (carry) yield Buffer.from(carry.toString('latin1'), 'base64');
 }
