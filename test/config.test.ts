@@ -23,7 +23,7 @@ describe('configuration', () => {
     expect(problems(`smtp: { listen: ["2525x"] }\n${FILE_UPSTREAM}`)).toEqual(['smtp.listen[0]: expected host:port, got "2525x"']);
     expect(problems(`smtpp: {}\n${FILE_UPSTREAM}`)).toEqual(['smtpp: unknown key — did you mean smtp?']);
     expect(problems(`carrier_pigeon: {}\n${FILE_UPSTREAM}`)).toEqual(['carrier_pigeon: unknown key']); // no guess when nothing is close
-    expect(problems('upstreams: [{ name: x, type: carrier-pigeon }]')).toEqual(['upstreams[0].type: type must be one of smtp, gmail-relay, gmail-oauth2, microsoft365-oauth2, gmail-app-password, file']);
+    expect(problems('upstreams: [{ name: x, type: carrier-pigeon }]')).toEqual(['upstreams[0].type: type must be one of smtp, gmail-relay, gmail-oauth2, microsoft365-oauth2, microsoft365-graph, gmail-api, gmail-app-password, file']);
     expect(problems('upstreams: [{ name: x, type: smtp }]')).toEqual(['upstreams[0].host: is required']);
     expect(problems(`delivery: { retry: { first: soon } }\n${FILE_UPSTREAM}`)).toEqual([
       'delivery.retry.first: expected a duration like 30s, 10m, 48h or 7d, got "soon"',

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { hostname, userInfo } from 'node:os';
 import { parseDuration } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
-import type { OAuthUpstreamConfig } from '../config/upstreams.js';
+import type { RefreshTokenUpstreamConfig } from '../config/upstreams.js';
 import { AuthorizationError, authorizationUrl, exchangeCode, newState, pkcePair } from '../oauth/authorize.js';
 import { assertClockSane } from '../oauth/clock.js';
 import { pollDeviceToken, startDeviceAuthorization } from '../oauth/deviceFlow.js';
@@ -18,21 +18,24 @@ interface OAuthFlags extends ConfigFlag {
   upstream?: string;
   port: string;
   device?: boolean;
+  gmailApi?: boolean;
   timeout: string;
 }
 
-const TYPE_OF: Record<OAuthProvider, OAuthUpstreamConfig['type']> = { google: 'gmail-oauth2', microsoft: 'microsoft365-oauth2' };
+/** The upstream types each provider's sign-in is for; the first is the default. */
+const TYPES_OF: Record<OAuthProvider, RefreshTokenUpstreamConfig['type'][]> = { google: ['gmail-oauth2', 'gmail-api'], microsoft: ['microsoft365-oauth2'] };
 
 const out = (text = '') => process.stdout.write(`${text}\n`);
 
 export function registerOAuthCommands(program: Command): void {
   program
     .command('oauth')
-    .description('walk a person through getting a refresh token for a gmail-oauth2 or microsoft365-oauth2 upstream, and store it')
+    .description('walk a person through getting a refresh token for a gmail-oauth2, gmail-api or microsoft365-oauth2 upstream, and store it')
     .argument('<provider>', 'google or microsoft')
     .option('--upstream <name>', 'the configured upstream to authorize (default: the first of that type)')
     .option('--port <port>', 'loopback port for the redirect (default: any free port)', '0')
     .option('--device', 'Microsoft only: sign in with a code on any device instead of a redirect')
+    .option('--gmail-api', 'Google only: for a gmail-api upstream (asks for the gmail.send scope, not full mail access)')
     .option('--timeout <duration>', 'how long to wait for the sign-in', '10m')
     .option('--config <file>', 'configuration file')
     .action(async (provider: string, flags: OAuthFlags) => {
@@ -42,7 +45,8 @@ export function registerOAuthCommands(program: Command): void {
       const timeoutMs = parseDuration(flags.timeout);
       if (timeoutMs === undefined) throw new CliError(`--timeout: expected a duration like 10m, got "${flags.timeout}"`, EXIT_USAGE);
       const config = loadConfig(flags);
-      const upstream = pickUpstream(config, provider, flags.upstream);
+      if (flags.gmailApi && provider !== 'google') throw new CliError('--gmail-api is for relaybox oauth google', EXIT_USAGE);
+      const upstream = pickUpstream(config, provider, flags.upstream, flags.gmailApi ? 'gmail-api' : undefined);
       const endpoints = endpointsFor(upstream);
       if (endpoints.grant !== 'refresh_token') {
         const how = endpoints.grant === 'service_account' ? 'a service account' : 'app-only access (client credentials)';
@@ -61,22 +65,22 @@ export function registerOAuthCommands(program: Command): void {
     });
 }
 
-function pickUpstream(config: Config, provider: OAuthProvider, name: string | undefined): OAuthUpstreamConfig {
-  const type = TYPE_OF[provider];
-  const candidates = config.upstreams.filter((u): u is OAuthUpstreamConfig => u.type === type);
+function pickUpstream(config: Config, provider: OAuthProvider, name: string | undefined, only?: RefreshTokenUpstreamConfig['type']): RefreshTokenUpstreamConfig {
+  const types: string[] = only ? [only] : TYPES_OF[provider];
+  const fits = (u: Config['upstreams'][number]): u is RefreshTokenUpstreamConfig => types.includes(u.type);
   if (name) {
     const named = config.upstreams.find((u) => u.name === name);
     if (!named) throw new CliError(`no upstream named "${name}" (have: ${config.upstreams.map((u) => u.name).join(', ')})`, EXIT_USAGE);
-    if (named.type !== type) throw new CliError(`upstream ${name} is of type ${named.type}; relaybox oauth ${provider} is for type ${type}`, EXIT_USAGE);
-    return named as OAuthUpstreamConfig;
+    if (!fits(named)) throw new CliError(`upstream ${name} is of type ${named.type}; relaybox oauth ${provider}${only ? ` --${only}` : ''} is for type ${types.join(' or ')}`, EXIT_USAGE);
+    return named;
   }
-  const first = candidates[0];
-  if (!first) throw new CliError(`no upstream of type ${type} in the configuration: add one (see SPEC, "upstreams") and run this again`, EXIT_USAGE);
+  const first = config.upstreams.filter(fits)[0];
+  if (!first) throw new CliError(`no upstream of type ${types.join(' or ')} in the configuration: add one (see SPEC, "upstreams") and run this again`, EXIT_USAGE);
   return first;
 }
 
 /** Authorization code with PKCE through the admin's browser; the redirect lands on loopback or is pasted. */
-async function redirectFlow(provider: OAuthProvider, upstream: OAuthUpstreamConfig, endpoints: OAuthEndpoints, port: number, timeoutMs: number): Promise<string> {
+async function redirectFlow(provider: OAuthProvider, upstream: RefreshTokenUpstreamConfig, endpoints: OAuthEndpoints, port: number, timeoutMs: number): Promise<string> {
   const { verifier, challenge } = pkcePair();
   const state = newState();
   const wait = await waitForAuthorizationCode({ port, state, input: process.stdin, tell: (line) => process.stderr.write(`${line}\n`), timeoutMs });
@@ -126,7 +130,7 @@ async function redirectFlow(provider: OAuthProvider, upstream: OAuthUpstreamConf
 }
 
 /** RFC 8628 device authorization: the person types a short code at microsoft.com/devicelogin on any device. */
-async function deviceFlow(provider: OAuthProvider, upstream: OAuthUpstreamConfig, endpoints: OAuthEndpoints): Promise<string> {
+async function deviceFlow(provider: OAuthProvider, upstream: RefreshTokenUpstreamConfig, endpoints: OAuthEndpoints): Promise<string> {
   if (provider !== 'microsoft' || !endpoints.deviceUrl) {
     throw new CliError('Google does not allow Gmail scopes in the device flow: run without --device (a loopback redirect, or paste the address)', EXIT_USAGE);
   }
@@ -148,7 +152,7 @@ async function deviceFlow(provider: OAuthProvider, upstream: OAuthUpstreamConfig
   return answer.refresh_token;
 }
 
-async function store(config: Config, upstream: OAuthUpstreamConfig, endpoints: OAuthEndpoints, refreshToken: string): Promise<void> {
+async function store(config: Config, upstream: RefreshTokenUpstreamConfig, endpoints: OAuthEndpoints, refreshToken: string): Promise<void> {
   let path: string;
   try {
     path = await storeRefreshToken(config.data_dir, upstream.name, {

@@ -1,4 +1,4 @@
-import { createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { readableFile } from './fields.js';
 import { secret } from './secret.js';
@@ -127,18 +127,25 @@ export const gmailOauth2Upstream = z
     refresh_token: secret.optional(),
     service_account_key: serviceAccountKey.optional(),
   })
-  .superRefine((u, ctx) => {
-    if (u.service_account_key) {
-      for (const key of ['client_id', 'client_secret', 'refresh_token'] as const) {
-        if (u[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'not used with service_account_key: choose the service account or an OAuth client' });
-      }
-      return;
+  .superRefine(checkGoogleCredentials);
+
+/** A Google upstream has a service account or an OAuth client, not both. */
+function checkGoogleCredentials(
+  u: { client_id?: string | undefined; client_secret?: string | undefined; refresh_token?: string | undefined; service_account_key?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (u.service_account_key) {
+    for (const key of ['client_id', 'client_secret', 'refresh_token'] as const) {
+      if (u[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'not used with service_account_key: choose the service account or an OAuth client' });
     }
-    if (!u.client_id) ctx.addIssue({ code: 'custom', path: ['client_id'], message: 'is required (the Desktop-type OAuth client), or service_account_key for a Workspace service account' });
-    if (u.client_secret === undefined) ctx.addIssue({ code: 'custom', path: ['client_secret'], message: "is required: Google's token endpoint wants the Desktop client's secret too" });
-  });
+    return;
+  }
+  if (!u.client_id) ctx.addIssue({ code: 'custom', path: ['client_id'], message: 'is required (the Desktop-type OAuth client), or service_account_key for a Workspace service account' });
+  if (u.client_secret === undefined) ctx.addIssue({ code: 'custom', path: ['client_secret'], message: "is required: Google's token endpoint wants the Desktop client's secret too" });
+}
 
 const MS_COMMON_TENANTS = new Set(['common', 'organizations', 'consumers']);
+const tenantId = z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected the directory (tenant) ID or a domain like contoso.onmicrosoft.com');
 
 /**
  * Microsoft 365: app-only (client credentials) when a client_secret is given and no refresh token;
@@ -151,7 +158,7 @@ export const microsoft365Oauth2Upstream = z
     type: z.literal('microsoft365-oauth2'),
     ...oauthOverrides,
     user: mailbox,
-    tenant_id: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected the directory (tenant) ID or a domain like contoso.onmicrosoft.com').optional(),
+    tenant_id: tenantId.optional(),
     client_id: z.string().min(1),
     client_secret: secret.optional(),
     refresh_token: secret.optional(),
@@ -191,11 +198,77 @@ export const fileUpstream = z.strictObject({
   dir: z.string().min(1),
 });
 
-const TYPES = ['smtp', 'gmail-relay', 'gmail-oauth2', 'microsoft365-oauth2', 'gmail-app-password', 'file'];
+/** An HTTPS API's base URL (a national cloud, a proxy, a test double): https only, it receives bearer tokens. */
+const apiUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL' }).transform((text) => text.replace(/\/+$/, ''));
+
+const PEM_KEY = /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC )?PRIVATE KEY-----/;
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+
+/**
+ * An Entra app's certificate credential: one PEM file with the private key and the certificate
+ * uploaded to the app registration (`cat app.key app.crt > app.pem`). The certificate's SHA-1
+ * thumbprint names the key in the client assertion (`x5t`).
+ */
+const certificateCredential = secret.transform((text, ctx) => {
+  const key = PEM_KEY.exec(text)?.[0];
+  const cert = PEM_CERT.exec(text)?.[0];
+  if (!key || !cert) {
+    ctx.addIssue({ code: 'custom', message: `expected one PEM file with the private key and the certificate (cat app.key app.crt > app.pem); it has no ${key ? 'CERTIFICATE' : 'PRIVATE KEY'} block` });
+    return { private_key: '', thumbprint: '' };
+  }
+  try {
+    createPrivateKey(key);
+    const thumbprint = Buffer.from(new X509Certificate(cert).fingerprint.replaceAll(':', ''), 'hex').toString('base64url');
+    return { private_key: key, thumbprint };
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `cannot read the key or certificate: ${(err as Error).message}` });
+    return { private_key: '', thumbprint: '' };
+  }
+});
+
+/** Microsoft Graph sendMail with app-only access (Mail.Send): works where SMTP AUTH is switched off. */
+export const microsoft365GraphUpstream = z
+  .strictObject({
+    name,
+    type: z.literal('microsoft365-graph'),
+    user: mailbox,
+    tenant_id: tenantId,
+    client_id: z.string().min(1),
+    client_secret: secret.optional(),
+    certificate: certificateCredential.optional(),
+    save_to_sent_items: z.boolean().default(false),
+    graph_url: apiUrl.default('https://graph.microsoft.com'),
+    token_url: endpointUrl.optional(),
+    tls: tlsOptions.prefault({}),
+  })
+  .superRefine((u, ctx) => {
+    if (MS_COMMON_TENANTS.has(u.tenant_id.toLowerCase())) ctx.addIssue({ code: 'custom', path: ['tenant_id'], message: 'app-only access needs your directory (tenant) ID, not common/organizations' });
+    if (u.client_secret === undefined && !u.certificate) ctx.addIssue({ code: 'custom', path: ['client_secret'], message: "is required, or certificate: { file: app.pem } (the app's credential)" });
+    if (u.client_secret !== undefined && u.certificate) ctx.addIssue({ code: 'custom', path: ['certificate'], message: 'not used with client_secret: give the app one credential' });
+  });
+
+/** The Gmail API's users.messages.send with the narrow gmail.send scope. */
+export const gmailApiUpstream = z
+  .strictObject({
+    name,
+    type: z.literal('gmail-api'),
+    user: mailbox,
+    client_id: z.string().min(1).optional(),
+    client_secret: secret.optional(),
+    refresh_token: secret.optional(),
+    service_account_key: serviceAccountKey.optional(),
+    api_url: apiUrl.default('https://gmail.googleapis.com'),
+    token_url: endpointUrl.optional(),
+    auth_url: endpointUrl.optional(),
+    tls: tlsOptions.prefault({}),
+  })
+  .superRefine(checkGoogleCredentials);
+
+const TYPES = ['smtp', 'gmail-relay', 'gmail-oauth2', 'microsoft365-oauth2', 'microsoft365-graph', 'gmail-api', 'gmail-app-password', 'file'];
 
 export const upstream = z.discriminatedUnion(
   'type',
-  [smtpUpstream, gmailRelayUpstream, gmailOauth2Upstream, microsoft365Oauth2Upstream, gmailAppPasswordUpstream, fileUpstream],
+  [smtpUpstream, gmailRelayUpstream, gmailOauth2Upstream, microsoft365Oauth2Upstream, microsoft365GraphUpstream, gmailApiUpstream, gmailAppPasswordUpstream, fileUpstream],
   { error: (issue) => (issue.code === 'invalid_union' ? `type must be one of ${TYPES.join(', ')}` : undefined) },
 );
 
@@ -206,5 +279,11 @@ export type GmailOauth2UpstreamConfig = z.output<typeof gmailOauth2Upstream>;
 export type Microsoft365Oauth2UpstreamConfig = z.output<typeof microsoft365Oauth2Upstream>;
 export type GmailAppPasswordUpstreamConfig = z.output<typeof gmailAppPasswordUpstream>;
 export type FileUpstreamConfig = z.output<typeof fileUpstream>;
-/** The upstream types that deliver with XOAUTH2 and so own token files in data_dir/oauth. */
-export type OAuthUpstreamConfig = GmailOauth2UpstreamConfig | Microsoft365Oauth2UpstreamConfig;
+export type Microsoft365GraphUpstreamConfig = z.output<typeof microsoft365GraphUpstream>;
+export type GmailApiUpstreamConfig = z.output<typeof gmailApiUpstream>;
+/** The upstream types that sign in with OAuth 2.0 and so own token files in data_dir/oauth. */
+export type OAuthUpstreamConfig = GmailOauth2UpstreamConfig | Microsoft365Oauth2UpstreamConfig | Microsoft365GraphUpstreamConfig | GmailApiUpstreamConfig;
+/** The OAuth upstreams a person may sign in for (`relaybox oauth`): they can use a refresh token. */
+export type RefreshTokenUpstreamConfig = GmailOauth2UpstreamConfig | Microsoft365Oauth2UpstreamConfig | GmailApiUpstreamConfig;
+/** The upstream types that speak an HTTPS API instead of SMTP. */
+export type ApiUpstreamConfig = Microsoft365GraphUpstreamConfig | GmailApiUpstreamConfig;

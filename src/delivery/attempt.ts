@@ -47,9 +47,10 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
   let onlyUnsupported = true;
   const probing: Promise<void>[] = [];
 
-  const holdForQuota = (upstream: string, reply: string) => {
-    gate.holds.hold(upstream, Date.now() + context.quotaHoldMs, reply);
-    logger.warn({ upstream, reply, until: new Date(Date.now() + context.quotaHoldMs).toISOString() }, 'upstream quota reached: holding its mail');
+  // An HTTPS API's Retry-After says how long; an SMTP quota refusal does not, so quota_hold does.
+  const holdForQuota = (upstream: string, reply: string, forMs = context.quotaHoldMs) => {
+    gate.holds.hold(upstream, Date.now() + forMs, reply);
+    logger.warn({ upstream, reply, until: new Date(Date.now() + forMs).toISOString() }, 'upstream quota reached: holding its mail');
   };
   /** Tells the breaker what the attempt showed; the upstream event carries its next probe. */
   const judged = (pass: Pass, verdict: Verdict): { nextProbeAt: Date | null } => {
@@ -135,7 +136,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
         'delivery attempt failed',
       );
       const problem = problemOf(failure);
-      if (problem === 'quota') holdForQuota(upstream.name, failure.reply);
+      if (problem === 'quota') holdForQuota(upstream.name, failure.reply, failure.retryAfterMs);
       // A refusal after MAIL FROM still means the upstream itself is reachable and working.
       const reachable = failure.code !== null && ['mail', 'rcpt', 'data'].includes(failure.phase);
       const verdict: Verdict = SETUP_PHASES.has(failure.phase) ? { up: false, reason: failure.reply } : reachable ? { up: true } : null;

@@ -64,7 +64,7 @@ export class OutgoingMessages {
       const fixed = applyFixups(stored(), ctx);
       // Only 8-bit mail is ever converted: a 7-bit message is the same in either form.
       const sent = form?.sevenBit && message.traits.eightBit ? toSevenBit(fixed) : fixed;
-      return this.sign ? this.sign(sent) : sent;
+      return this.sign && form?.dkim !== false ? this.sign(sent) : sent;
     };
   }
 }

@@ -26,8 +26,8 @@ export interface SpfExpectation {
   includes: string[];
 }
 
-const GOOGLE_SPF: SpfExpectation = { provider: 'Google', includes: ['_spf.google.com'] };
-const MICROSOFT_SPF: SpfExpectation = { provider: 'Microsoft 365', includes: ['spf.protection.outlook.com'] };
+export const GOOGLE_SPF: SpfExpectation = { provider: 'Google', includes: ['_spf.google.com'] };
+export const MICROSOFT_SPF: SpfExpectation = { provider: 'Microsoft 365', includes: ['spf.protection.outlook.com'] };
 
 /** Relay providers by their SMTP host's domain (REFERENCE.md) and the SPF include each documents. */
 const PROVIDER_SPF: { suffix: string; spf: SpfExpectation }[] = [

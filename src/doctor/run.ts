@@ -6,6 +6,7 @@ import type { UpstreamConfig } from '../config/upstreams.js';
 import { ReplyHints } from '../hints/hint.js';
 import { createUpstream } from '../upstreams/registry.js';
 import { dnsClient, withTimeout, type DnsClient } from './dns.js';
+import { apiSenderOf, probeApi } from './apiProbe.js';
 import { endpointOf, type SpfExpectation } from './endpoints.js';
 import { errorText, fail, ok, warn, type Finding } from './report.js';
 import { checkDkim, checkSenderDomain } from './senderDomain.js';
@@ -71,6 +72,9 @@ async function checkUpstream(u: UpstreamConfig, config: Config, dns: DnsClient, 
       ? [ok(topic, `writes .eml files into ${u.dir}${existsSync(u.dir) ? '' : ' (made at the first message)'}`)]
       : [fail(topic, `${target} is not writable`, `sudo install -d -o relaybox -g relaybox ${u.dir}`)];
   }
+  if (u.type === 'microsoft365-graph' || u.type === 'gmail-api') {
+    return network ? probeApi(topic, u, { dns, timeoutMs, dataDir: config.data_dir }) : [ok(topic, `${u.type} as ${u.user} (not probed: --offline)`)];
+  }
   const ep = endpointOf(u);
   if (!ep) return [warn(topic, `doctor does not know how to probe type ${u.type}`)];
   if (!network) return [ok(topic, `${ep.host}:${ep.port} ${ep.security} (not probed: --offline)`)];
@@ -118,7 +122,7 @@ function senderFor(config: Config, mailbox: string | undefined, from: string | u
 function senderChecks(config: Config, dns: DnsClient, timeoutMs: number, from?: string): Promise<Finding[]>[] {
   const byDomain = new Map<string, SpfExpectation[]>();
   for (const u of config.upstreams) {
-    const ep = endpointOf(u);
+    const ep = endpointOf(u) ?? apiSenderOf(u);
     if (!ep) continue;
     const sender = senderFor(config, ep.mailbox, from);
     const domain = sender?.split('@')[1]?.toLowerCase();

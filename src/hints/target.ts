@@ -39,6 +39,10 @@ export function hintTarget(config: UpstreamConfig, hostname: string): HintTarget
       return { ...base, provider: 'google-relay', login: config.auth ? 'password' : 'none', host: config.host ?? 'smtp-relay.gmail.com', user: config.auth?.user ?? "the upstream's user" };
     case 'smtp':
       return { ...base, provider: providerOfHost(config.host), login: config.auth ? 'password' : 'none', host: config.host, user: config.auth?.user ?? "the upstream's user" };
+    case 'microsoft365-graph':
+      return { ...base, provider: 'microsoft365', login: 'oauth', host: new URL(config.graph_url).host, user: config.user };
+    case 'gmail-api':
+      return { ...base, provider: 'gmail', login: 'oauth', host: new URL(config.api_url).host, user: config.user };
     case 'file':
       return { ...base, provider: 'other', login: 'none', host: config.dir, user: "the upstream's user" };
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { TokenError } from './errors.js';
 import { requestToken, type TokenResponse } from './http.js';
 import { signJwtRs256 } from './jwt.js';
@@ -54,7 +55,33 @@ export function serviceAccountGrant(options: { tokenUrl: string; clientEmail: st
   };
 }
 
-/** RFC 6749 §4.4: an application's own identity (Microsoft 365 app-only, SMTP.SendAsApp). */
+/** Microsoft accepts client assertions of at most 10 minutes' life. */
+const CLIENT_ASSERTION_LIFETIME_S = 600;
+
+/**
+ * RFC 6749 §4.4 with an RFC 7523 client assertion instead of a secret: the app proves itself with
+ * the private key of a certificate uploaded to its registration (`x5t` names which), so there is no
+ * client secret to expire every two years.
+ */
+export function clientCertificateGrant(options: { tokenUrl: string; clientId: string; privateKey: string; thumbprint: string; scope: string }): Grant {
+  return async (now) => {
+    const iat = Math.floor(now / 1000);
+    const assertion = signJwtRs256(
+      { aud: options.tokenUrl, iss: options.clientId, sub: options.clientId, jti: randomUUID(), nbf: iat, iat, exp: iat + CLIENT_ASSERTION_LIFETIME_S },
+      options.privateKey,
+      { x5t: options.thumbprint },
+    );
+    return requestToken(options.tokenUrl, {
+      grant_type: 'client_credentials',
+      client_id: options.clientId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+      scope: options.scope,
+    });
+  };
+}
+
+/** RFC 6749 §4.4: an application's own identity (Microsoft 365 app-only: SMTP.SendAsApp, or Graph's Mail.Send). */
 export function clientCredentialsGrant(options: { tokenUrl: string; clientId: string; clientSecret: string; scope: string }): Grant {
   return async () =>
     requestToken(options.tokenUrl, {

@@ -1,5 +1,5 @@
 import { TokenError } from './errors.js';
-import { GOOGLE, authorizeCommand, type OAuthEndpoints } from './providers.js';
+import { MICROSOFT, authorizeCommand, type OAuthEndpoints } from './providers.js';
 
 /** What a hint needs to know about the upstream; no secrets. */
 export interface HintContext {
@@ -8,6 +8,13 @@ export interface HintContext {
   endpoints: OAuthEndpoints;
   /** The service account's client_email, for its hints. */
   serviceAccount?: string;
+  /** An app-only client proves itself with a certificate instead of a secret. */
+  credential?: 'certificate';
+}
+
+/** The application permission an app-only token needs for its scope. */
+function appPermission(ctx: HintContext): string {
+  return ctx.endpoints.scope === MICROSOFT.graphScope ? 'Mail.Send application permission' : 'SMTP.SendAsApp application permission';
 }
 
 /**
@@ -31,13 +38,14 @@ export function explainRefusal(err: TokenError, ctx: HintContext): TokenError {
   } else if (grant === 'service_account' && code === 'unauthorized_client') {
     message =
       `unauthorized_client: service account ${ctx.serviceAccount ?? ''} may not act for ${ctx.user} — in the Google Admin console ` +
-      `(Security > API controls > Domain-wide delegation) allow its client ID with scope ${GOOGLE.scope}`;
+      `(Security > API controls > Domain-wide delegation) allow its client ID with scope ${ctx.endpoints.scope}`;
   } else if (grant === 'service_account' && code === 'invalid_grant') {
     message = `${err.message} — check that ${ctx.user} is a user of your Workspace domain, that the service account key is still active, and the clock (timedatectl)`;
   } else if (grant === 'client_credentials' && code === 'invalid_client') {
-    message = `${err.message} — the client secret is wrong or expired (Entra admin center > App registrations > Certificates & secrets)`;
+    const what = ctx.credential === 'certificate' ? 'the certificate is not (or no longer) uploaded to the app' : 'the client secret is wrong or expired';
+    message = `${err.message} — ${what} (Entra admin center > App registrations > Certificates & secrets)`;
   } else if (grant === 'client_credentials') {
-    message = `${err.message} — check tenant_id, client_id and the SMTP.SendAsApp application permission (admin consent)`;
+    message = `${err.message} — check tenant_id, client_id and the ${appPermission(ctx)} (admin consent)`;
   }
   return new TokenError(message, 'refused', err.oauthError);
 }
@@ -52,10 +60,10 @@ export function missingRefreshToken(ctx: HintContext): TokenError {
 export function smtpRefusalHint(ctx: HintContext): string {
   const { provider, grant } = ctx.endpoints;
   if (provider === 'google' && grant === 'service_account') {
-    return `Gmail refused a fresh token for ${ctx.user}: domain-wide delegation must include scope ${GOOGLE.scope}`;
+    return `Gmail refused a fresh token for ${ctx.user}: domain-wide delegation must include scope ${ctx.endpoints.scope}`;
   }
   if (provider === 'google') {
-    return `Gmail refused a fresh token for ${ctx.user}: authorize as that very account with scope ${GOOGLE.scope} (${authorizeCommand('google', ctx.upstream)})`;
+    return `Gmail refused a fresh token for ${ctx.user}: authorize as that very account with scope ${ctx.endpoints.scope} (${authorizeCommand('google', ctx.upstream)})`;
   }
   const app = grant === 'client_credentials' ? ', and the app needs SMTP.SendAsApp plus an Exchange service principal with rights on the mailbox' : '';
   return `Microsoft 365 refused a fresh token for ${ctx.user}: SMTP AUTH must be enabled for the mailbox (Set-CASMailbox -SmtpClientAuthenticationDisabled $false)${app}`;

@@ -1,10 +1,12 @@
-import type { GmailOauth2UpstreamConfig, Microsoft365Oauth2UpstreamConfig, OAuthUpstreamConfig } from '../config/upstreams.js';
+import type { GmailApiUpstreamConfig, GmailOauth2UpstreamConfig, Microsoft365GraphUpstreamConfig, Microsoft365Oauth2UpstreamConfig, OAuthUpstreamConfig } from '../config/upstreams.js';
 
 /** Google's OAuth endpoints and Gmail's SMTP submission host (REFERENCE.md). */
 export const GOOGLE = {
   tokenUrl: 'https://oauth2.googleapis.com/token',
   authUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
   scope: 'https://mail.google.com/',
+  /** The Gmail API's narrow scope: send only, no reading (gmail-api). */
+  sendScope: 'https://www.googleapis.com/auth/gmail.send',
   smtpHost: 'smtp.gmail.com',
   smtpPort: 587,
 } as const;
@@ -14,6 +16,8 @@ export const MICROSOFT = {
   login: 'https://login.microsoftonline.com',
   /** App-only: the `.default` scope of Exchange Online, granted as SMTP.SendAsApp. */
   appScope: 'https://outlook.office365.com/.default',
+  /** App-only for Microsoft Graph: the application permissions granted (Mail.Send, Mail.ReadWrite). */
+  graphScope: 'https://graph.microsoft.com/.default',
   /** Delegated: SMTP.Send on behalf of the signed-in user; offline_access yields a refresh token. */
   delegatedScope: 'https://outlook.office.com/SMTP.Send offline_access',
   /** Work and school accounts of any tenant, for a delegated sign-in without a tenant_id. */
@@ -37,14 +41,21 @@ export interface OAuthEndpoints {
 }
 
 export function providerOf(config: OAuthUpstreamConfig): OAuthProvider {
-  return config.type === 'gmail-oauth2' ? 'google' : 'microsoft';
+  return config.type === 'gmail-oauth2' || config.type === 'gmail-api' ? 'google' : 'microsoft';
 }
 
-export function googleEndpoints(config: GmailOauth2UpstreamConfig): OAuthEndpoints {
+export function googleEndpoints(config: GmailOauth2UpstreamConfig | GmailApiUpstreamConfig): OAuthEndpoints {
   const grant = config.service_account_key ? 'service_account' : 'refresh_token';
   // The key file names Google's token endpoint; an explicit token_url (a proxy, a test double) wins.
   const tokenUrl = config.token_url ?? config.service_account_key?.token_uri ?? GOOGLE.tokenUrl;
-  return { provider: 'google', grant, tokenUrl, authUrl: config.auth_url ?? GOOGLE.authUrl, scope: GOOGLE.scope };
+  const scope = config.type === 'gmail-api' ? GOOGLE.sendScope : GOOGLE.scope;
+  return { provider: 'google', grant, tokenUrl, authUrl: config.auth_url ?? GOOGLE.authUrl, scope };
+}
+
+/** Graph is app-only: client credentials with a secret or a certificate, for the Graph API's permissions. */
+export function graphEndpoints(config: Microsoft365GraphUpstreamConfig): OAuthEndpoints {
+  const base = `${MICROSOFT.login}/${config.tenant_id}/oauth2/v2.0`;
+  return { provider: 'microsoft', grant: 'client_credentials', tokenUrl: config.token_url ?? `${base}/token`, authUrl: `${base}/authorize`, scope: MICROSOFT.graphScope };
 }
 
 export function microsoftEndpoints(config: Microsoft365Oauth2UpstreamConfig): OAuthEndpoints {
@@ -69,7 +80,8 @@ export function microsoftEndpoints(config: Microsoft365Oauth2UpstreamConfig): OA
 }
 
 export function endpointsFor(config: OAuthUpstreamConfig): OAuthEndpoints {
-  return config.type === 'gmail-oauth2' ? googleEndpoints(config) : microsoftEndpoints(config);
+  if (config.type === 'gmail-oauth2' || config.type === 'gmail-api') return googleEndpoints(config);
+  return config.type === 'microsoft365-graph' ? graphEndpoints(config) : microsoftEndpoints(config);
 }
 
 /** The command that gets a new refresh token for this upstream. */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { OAuthUpstreamConfig } from '../config/upstreams.js';
 import { TokenError } from './errors.js';
 import { refreshTokenPath, tokenCachePath } from './files.js';
-import { clientCredentialsGrant, refreshTokenGrant, serviceAccountGrant, type Grant } from './grants.js';
+import { clientCertificateGrant, clientCredentialsGrant, refreshTokenGrant, serviceAccountGrant, type Grant } from './grants.js';
 import { explainRefusal, missingRefreshToken, type HintContext } from './hints.js';
 import { authorizeCommand, endpointsFor } from './providers.js';
 import { currentRefreshToken, refreshTokenOrigin, storeRefreshToken } from './refreshStore.js';
@@ -22,19 +22,29 @@ export interface UpstreamTokenSource {
  */
 export function tokenSourceFor(config: OAuthUpstreamConfig, dataDir: string, options: { logger?: Logger; now?: () => number } = {}): UpstreamTokenSource {
   const endpoints = endpointsFor(config);
-  const key = config.type === 'gmail-oauth2' ? config.service_account_key : undefined;
-  const hints: HintContext = { upstream: config.name, user: config.user, endpoints, ...(key ? { serviceAccount: key.client_email } : {}) };
+  const key = config.type === 'gmail-oauth2' || config.type === 'gmail-api' ? config.service_account_key : undefined;
+  const certificate = config.type === 'microsoft365-graph' ? config.certificate : undefined;
+  const hints: HintContext = {
+    upstream: config.name,
+    user: config.user,
+    endpoints,
+    ...(key ? { serviceAccount: key.client_email } : {}),
+    ...(certificate ? { credential: 'certificate' as const } : {}),
+  };
   let grant: Grant;
   let describe: () => string;
 
   if (key) {
     grant = serviceAccountGrant({ tokenUrl: endpoints.tokenUrl, clientEmail: key.client_email, privateKey: key.private_key, user: config.user, scope: endpoints.scope });
     describe = () => `service account ${key.client_email} acting for ${config.user}`;
+  } else if (certificate) {
+    grant = clientCertificateGrant({ tokenUrl: endpoints.tokenUrl, clientId: config.client_id ?? '', privateKey: certificate.private_key, thumbprint: certificate.thumbprint, scope: endpoints.scope });
+    describe = () => `app-only (client credentials, certificate) for ${config.user}`;
   } else if (endpoints.grant === 'client_credentials') {
     grant = clientCredentialsGrant({ tokenUrl: endpoints.tokenUrl, clientId: config.client_id ?? '', clientSecret: config.client_secret ?? '', scope: endpoints.scope });
     describe = () => `app-only (client credentials) for ${config.user}`;
   } else {
-    const configured = config.refresh_token;
+    const configured = 'refresh_token' in config ? config.refresh_token : undefined;
     grant = refreshTokenGrant({
       tokenUrl: endpoints.tokenUrl,
       clientId: config.client_id ?? '',

@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/upstreams.js';
 import { FileUpstream } from './file.js';
 import { createGmailAppPasswordUpstream } from './gmailAppPassword.js';
+import { GmailApiUpstream } from './gmailApi.js';
 import { createGmailRelayUpstream } from './gmailRelay.js';
+import { GraphUpstream } from './graph.js';
 import { createGmailOauth2Upstream, createMicrosoft365Upstream } from './oauthPresets.js';
 import { createSmtpUpstream } from './smtp.js';
 import type { SessionTimeouts } from './smtpSession.js';
@@ -14,7 +16,7 @@ export interface UpstreamContext {
   /** Delivery concurrency: the most connections one upstream may hold open. */
   concurrency: number;
   logger: Logger;
-  /** `delivery.timeouts` for SMTP sessions; default 10 s connect, 30 s greeting. */
+  /** `delivery.timeouts` for SMTP sessions (and HTTPS APIs: connect, then an answer); default 10 s connect, 30 s greeting. */
   timeouts?: SessionTimeouts;
   /** data_dir: OAuth upstreams keep their refresh and access tokens in `<data_dir>/oauth`. */
   dataDir?: string;
@@ -30,6 +32,10 @@ export function createUpstream(config: UpstreamConfig, context: UpstreamContext)
       return createGmailOauth2Upstream(config, context);
     case 'microsoft365-oauth2':
       return createMicrosoft365Upstream(config, context);
+    case 'microsoft365-graph':
+      return new GraphUpstream(config, context);
+    case 'gmail-api':
+      return new GmailApiUpstream(config, context);
     case 'gmail-app-password':
       return createGmailAppPasswordUpstream(config, context);
     case 'file':

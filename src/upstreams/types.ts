@@ -12,9 +12,12 @@ export interface Envelope {
   declared8BitMime?: boolean;
 }
 
-/** How the upstream wants the message: `sevenBit` asks for 8-bit parts in quoted-printable or base64. */
+/** How the upstream wants the message. */
 export interface BodyForm {
+  /** 8-bit parts in quoted-printable or base64 (an upstream without 8BITMIME). */
   sevenBit?: boolean;
+  /** false: unsigned — a provider that re-signs everything it sends (Microsoft Graph) gains nothing from our DKIM signature. */
+  dkim?: boolean;
 }
 
 /** Makes a fresh stream of the raw message each time it is called. */
@@ -47,10 +50,15 @@ export class UpstreamError extends Error {
     readonly phase: SendPhase,
     /** Set by an adapter that knows better than the reply code (a bad clock, a dead token). */
     readonly problem?: UpstreamProblem,
+    options: { retryAfterMs?: number | undefined } = {},
   ) {
     super(reply);
     this.name = 'UpstreamError';
+    this.retryAfterMs = options.retryAfterMs;
   }
+
+  /** An HTTPS API's `Retry-After` with a throttling answer: hold the upstream this long, not `quota_hold`. */
+  readonly retryAfterMs: number | undefined;
 }
 
 /**

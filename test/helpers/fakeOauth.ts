@@ -28,11 +28,14 @@ export interface FakeOauthOptions {
   deviceWaits?: Array<'authorization_pending' | 'slow_down'>;
   /** Device flow: the mailbox the person signs in as. */
   deviceUser?: string;
+  /** Entra apps with a certificate credential: client_id → the certificate's public key and SHA-1 thumbprint (base64url). */
+  certificates?: Record<string, { publicKey: KeyObject | string; thumbprint: string }>;
 }
 
-const SCOPES: Record<string, string> = {
-  client_credentials: 'https://outlook.office365.com/.default',
-  jwt: 'https://mail.google.com/',
+/** What each grant may ask for: Exchange SMTP or Graph app-only; Gmail's full or send-only scope. */
+const SCOPES: Record<string, string[]> = {
+  client_credentials: ['https://outlook.office365.com/.default', 'https://graph.microsoft.com/.default'],
+  jwt: ['https://mail.google.com/', 'https://www.googleapis.com/auth/gmail.send'],
 };
 
 /**
@@ -89,10 +92,10 @@ export class FakeOauth {
     this.accessTokens.clear();
   }
 
-  /** For TestUpstream's `xoauth2`: is this a live token, issued for this user (app-only tokens: any user)? */
-  accepts(user: string, token: string): boolean {
+  /** For TestUpstream's `xoauth2`: is this a live token, issued for this user (app-only tokens: any user)? With `scope`: for that scope only. */
+  accepts(user: string, token: string, scope?: string): boolean {
     const grant = this.accessTokens.get(token);
-    return !!grant && grant.expiresAt > Date.now() && (grant.user === null || grant.user === user);
+    return !!grant && grant.expiresAt > Date.now() && (grant.user === null || grant.user === user) && (scope === undefined || grant.scope === scope);
   }
 
   async close(): Promise<void> {
@@ -144,12 +147,18 @@ export class FakeOauth {
     if (grant === 'jwt-bearer') return this.jwtBearer(p.assertion ?? '');
     const clients = this.options.clients ?? {};
     const clientId = p.client_id ?? '';
+    if (grant === 'client_credentials' && p.client_assertion !== undefined) {
+      const refusal = this.clientAssertionRefusal(clientId, p);
+      if (refusal) return [401, { error: 'invalid_client', error_description: refusal }];
+      if (!SCOPES.client_credentials!.includes(p.scope ?? '')) return [400, { error: 'invalid_scope' }];
+      return [200, this.issue({ user: null, clientId, scope: p.scope! })];
+    }
     if (!(clientId in clients) || (clients[clientId] !== null && clients[clientId] !== p.client_secret)) {
       return [401, { error: 'invalid_client', error_description: 'The OAuth client was not found or its secret is wrong.' }];
     }
     if (grant === 'client_credentials') {
-      if (p.scope !== SCOPES.client_credentials) return [400, { error: 'invalid_scope' }];
-      return [200, this.issue({ user: null, clientId, scope: p.scope })];
+      if (!SCOPES.client_credentials!.includes(p.scope ?? '')) return [400, { error: 'invalid_scope' }];
+      return [200, this.issue({ user: null, clientId, scope: p.scope! })];
     }
     if (grant === 'refresh_token') {
       const known = this.refreshTokens.get(p.refresh_token ?? '');
@@ -190,13 +199,30 @@ export class FakeOauth {
     const now = Date.now() / 1000;
     const iat = Number(c.iat);
     const exp = Number(c.exp);
-    if (c.iss !== account.clientEmail || c.aud !== this.tokenUrl || c.scope !== SCOPES.jwt || typeof c.sub !== 'string') {
+    if (c.iss !== account.clientEmail || c.aud !== this.tokenUrl || !SCOPES.jwt!.includes(String(c.scope)) || typeof c.sub !== 'string') {
       return [400, { error: 'invalid_grant', error_description: 'Invalid JWT claims.' }];
     }
     if (!(exp - iat <= 3600 && iat <= now + 60 && exp > now)) {
       return [400, { error: 'invalid_grant', error_description: 'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.' }];
     }
-    return [200, this.issue({ user: c.sub, clientId: account.clientEmail, scope: SCOPES.jwt })];
+    return [200, this.issue({ user: c.sub, clientId: account.clientEmail, scope: String(c.scope) })];
+  }
+
+  /** What Microsoft checks of a certificate's client assertion (RFC 7523): x5t, signature, aud, iss = sub = client, ≤ 10 min. */
+  private clientAssertionRefusal(clientId: string, p: Record<string, string>): string | null {
+    const cert = this.options.certificates?.[clientId];
+    if (!cert) return 'AADSTS700027: no certificate registered for this client';
+    if (p.client_assertion_type !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') return 'AADSTS700023: wrong client_assertion_type';
+    const [header, payload, signature] = (p.client_assertion ?? '').split('.');
+    if (!header || !payload || !signature) return 'AADSTS700025: malformed assertion';
+    const h = JSON.parse(Buffer.from(header, 'base64url').toString()) as { alg?: string; x5t?: string };
+    if (h.alg !== 'RS256' || h.x5t !== cert.thumbprint) return 'AADSTS700027: the certificate with identifier used to sign the client assertion is not registered';
+    if (!verify('RSA-SHA256', Buffer.from(`${header}.${payload}`), cert.publicKey, Buffer.from(signature, 'base64url'))) return 'AADSTS700027: signature validation failed';
+    const c = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+    const now = Date.now() / 1000;
+    if (c.aud !== this.tokenUrl || c.iss !== clientId || c.sub !== clientId || typeof c.jti !== 'string') return 'AADSTS50027: invalid claims';
+    if (!(Number(c.exp) > now && Number(c.exp) - Number(c.nbf) <= 600)) return 'AADSTS700024: assertion is not within its valid time range';
+    return null;
   }
 
   private issue(grantee: Grantee): Record<string, unknown> {
