@@ -4,7 +4,8 @@ import { createServer as createTlsServer } from 'node:tls';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../src/config/upstreams.js';
-import { createUpstream, type UpstreamContext } from '../src/upstreams/registry.js';
+import { createUpstream } from '../src/upstreams/registry.js';
+import type { UpstreamContext } from '../src/upstreams/types.js';
 import type { UpstreamError } from '../src/upstreams/types.js';
 import { certificate, TestUpstream } from './helpers/testUpstream.js';
 

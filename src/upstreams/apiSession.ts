@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { UpstreamTokenSource } from '../oauth/sources.js';
 import { HttpsClient, type HttpsRequest, type HttpsResponse, type HttpsTls } from './https.js';
 import { tokenFailureVerdict } from './oauthSmtp.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { UpstreamError, type SendOptions } from './types.js';
 
 /** `delivery.timeouts` when the context has none: the SMTP upstreams' defaults. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { FileUpstreamConfig } from '../config/upstreams.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { UpstreamError, type Envelope, type SendResult, type Upstream } from './types.js';
 
 /** `20251126T040000` in UTC: sorts by time and does not jump at DST changes. */

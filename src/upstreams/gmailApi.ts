@@ -5,7 +5,7 @@ import { ApiSession } from './apiSession.js';
 import { discard, fixedChunks, peek, replay, type Peeked } from './bodyChunks.js';
 import { withEnvelopeBcc } from './envelopeBcc.js';
 import { apiErrorOf, describeApiError, jsonOf, retryAfterMs, type HttpsResponse } from './https.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { UpstreamError, type Envelope, type BodyFactory, type SendOptions, type SendResult, type Upstream } from './types.js';
 
 /** Google's media upload takes up to 5 MB in one request; larger goes resumable (REFERENCE.md). */

@@ -1,6 +1,6 @@
 import type { GmailAppPasswordUpstreamConfig } from '../config/upstreams.js';
 import { GOOGLE } from '../oauth/providers.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { SmtpUpstream, type SmtpTarget } from './smtp.js';
 
 /**

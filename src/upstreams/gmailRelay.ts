@@ -1,5 +1,5 @@
 import type { GmailRelayUpstreamConfig } from '../config/upstreams.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { SmtpUpstream, type SmtpTarget } from './smtp.js';
 
 export const GMAIL_RELAY_HOST = 'smtp-relay.gmail.com';

@@ -8,7 +8,7 @@ import { withEnvelopeBcc } from './envelopeBcc.js';
 import { sendAsDraft } from './graphLarge.js';
 import { spillLargeBodies } from './graphSpill.js';
 import { apiErrorOf, describeApiError, retryAfterMs, type HttpsResponse } from './https.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { UpstreamError, type Envelope, type BodyFactory, type SendOptions, type SendResult, type Upstream } from './types.js';
 
 /**

@@ -2,7 +2,7 @@ import type { GmailOauth2UpstreamConfig, Microsoft365Oauth2UpstreamConfig } from
 import { GOOGLE, MICROSOFT } from '../oauth/providers.js';
 import { tokenSourceFor } from '../oauth/sources.js';
 import { OAuthSmtpUpstream } from './oauthSmtp.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 
 /**
  * Gmail (smtp.gmail.com) and Microsoft 365 (smtp.office365.com) with XOAUTH2: port 587 and

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { TokenError, reasonOf } from '../oauth/errors.js';
 import { smtpRefusalHint, type HintContext } from '../oauth/hints.js';
 import type { AccessToken, TokenSource } from '../oauth/tokenSource.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { SmtpUpstream, UPSTREAM_VERDICT, describeSmtp, toUpstreamError, type SmtpTarget } from './smtp.js';
 import { UpstreamError, type BodyFactory, type Envelope, type SendOptions, type SendResult, type Upstream } from './types.js';
 

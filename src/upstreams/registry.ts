@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/upstreams.js';
 import { FileUpstream } from './file.js';
 import { createGmailAppPasswordUpstream } from './gmailAppPassword.js';
@@ -7,20 +6,7 @@ import { createGmailRelayUpstream } from './gmailRelay.js';
 import { GraphUpstream } from './graph.js';
 import { createGmailOauth2Upstream, createMicrosoft365Upstream } from './oauthPresets.js';
 import { createSmtpUpstream } from './smtp.js';
-import type { SessionTimeouts } from './smtpSession.js';
-import type { Upstream } from './types.js';
-
-export interface UpstreamContext {
-  /** Our EHLO name; must be an FQDN for Google's relay. */
-  hostname: string;
-  /** Delivery concurrency: the most connections one upstream may hold open. */
-  concurrency: number;
-  logger: Logger;
-  /** `delivery.timeouts` for SMTP sessions (and HTTPS APIs: connect, then an answer); default 10 s connect, 30 s greeting. */
-  timeouts?: SessionTimeouts;
-  /** data_dir: OAuth upstreams keep their refresh and access tokens in `<data_dir>/oauth`. */
-  dataDir?: string;
-}
+import type { Upstream, UpstreamContext } from './types.js';
 
 export function createUpstream(config: UpstreamConfig, context: UpstreamContext): Upstream {
   switch (config.type) {

@@ -6,7 +6,7 @@ import nodemailer from 'nodemailer';
 import type { Mail, NodemailerError, SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer';
 import type { Logger } from 'pino';
 import type { SmtpUpstreamConfig } from '../config/upstreams.js';
-import type { UpstreamContext } from './registry.js';
+import type { UpstreamContext } from './types.js';
 import { extensionsOf, planMailFrom } from './smtpExtensions.js';
 import { socketErrorWords } from './socketErrors.js';
 import { connectWithin, DEFAULT_TIMEOUTS, OpenedBodies, SessionSetup, setupBudget, UPSTREAM_VERDICT } from './smtpSession.js';

@@ -1,15 +1,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { formatDuration } from '../config/duration.js';
-import { UpstreamError, type BodyFactory } from './types.js';
-
-/** `delivery.timeouts`: how long setting up an upstream session may take, step by step (ms). */
-export interface SessionTimeouts {
-  /** DNS and the TCP connection. */
-  connect: number;
-  /** The greeting, and each later step before MAIL FROM (TLS handshake, EHLO, AUTH). */
-  greeting: number;
-}
+import { UpstreamError, type BodyFactory, type SessionTimeouts } from './types.js';
 
 export const DEFAULT_TIMEOUTS: SessionTimeouts = { connect: 10_000, greeting: 30_000 };
 

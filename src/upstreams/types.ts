@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import type { UpstreamProblem } from '../events.js';
 
 export interface Envelope {
@@ -91,4 +92,25 @@ export interface Upstream {
   /** `body` makes a fresh stream of the raw message each time it is called. */
   send(envelope: Envelope, body: BodyFactory, options?: SendOptions): Promise<SendResult>;
   close(): Promise<void>;
+}
+
+/** `delivery.timeouts`: how long setting up an upstream session may take, step by step (ms). */
+export interface SessionTimeouts {
+  /** DNS and the TCP connection. */
+  connect: number;
+  /** The greeting, and each later step before MAIL FROM (TLS handshake, EHLO, AUTH). */
+  greeting: number;
+}
+
+/** What every adapter is made with (registry.ts builds them). */
+export interface UpstreamContext {
+  /** Our EHLO name; must be an FQDN for Google's relay. */
+  hostname: string;
+  /** Delivery concurrency: the most connections one upstream may hold open. */
+  concurrency: number;
+  logger: Logger;
+  /** `delivery.timeouts` for SMTP sessions (and HTTPS APIs: connect, then an answer); default 10 s connect, 30 s greeting. */
+  timeouts?: SessionTimeouts;
+  /** data_dir: OAuth upstreams keep their refresh and access tokens in `<data_dir>/oauth`. */
+  dataDir?: string;
 }
