@@ -41,6 +41,16 @@ describe('relaybox CLI', () => {
     expect(list.stdout).toMatch(new RegExp(`^${failed.id}\\s+\\S+\\s+failed\\s+1\\s`, 'm'));
     const json = JSON.parse(jsonList.stdout);
     expect(json).toEqual([expect.objectContaining({ id: failed.id, state: 'failed', to: ['a@example.com'] })]);
+    // One JSON for scripts: the CLI's is the API's (snake_case, ISO 8601 times).
+    const api = `http://127.0.0.1:${app.httpAddress!.port}/api/messages`;
+    const [apiList, apiDetail, jsonShow] = await Promise.all([
+      fetch(`${api}?status=failed`).then((r) => r.json() as Promise<{ messages: unknown[] }>),
+      fetch(`${api}/${failed.id}`).then((r) => r.json()),
+      runCli(['queue', 'show', String(failed.id), '--json', '--config', file]),
+    ]);
+    expect(json).toEqual(apiList.messages);
+    expect(json[0].received_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect(JSON.parse(jsonShow.stdout)).toEqual(apiDetail);
 
     expect(show.stdout).toContain('state:     failed');
     expect(show.stdout).toMatch(/a@example\.com\s+failed via primary\s+550 5\.7\.1/);

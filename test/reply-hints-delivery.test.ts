@@ -76,7 +76,7 @@ describe('replies that name the fix, through relaybox', () => {
     writeFileSync(file, stringify(raw));
     const [show, list] = await Promise.all([runCli(['queue', 'show', String(deferred.id), '--config', file]), runCli(['queue', 'list', '--json', '--config', file])]);
     expect(show.stdout).toContain(`reply:     ${deferred.lastReply} (m365)\nhint:      ${HINT}\n`);
-    expect(JSON.parse(list.stdout)[0]).toMatchObject({ id: deferred.id, lastReply: deferred.lastReply, hint: HINT });
+    expect(JSON.parse(list.stdout)[0]).toMatchObject({ id: deferred.id, last_reply: deferred.lastReply, hint: HINT });
   }, 90_000); // a broker, an OAuth endpoint and two CLI processes on a busy 2-core box
 
   it("keeps the primary's 451 when the fail-over upstream only refuses the connection", async () => {

@@ -8,6 +8,7 @@ import { headerLines } from '../message/headers.js';
 import { waitingSummary } from '../spool/queueSummary.js';
 import { noMessagesLine, summaryLine } from './queueWords.js';
 import { ReplyHints } from '../hints/hint.js';
+import { detailJson, summaryJson } from '../web/messageJson.js';
 import { registerRetryCommands } from './queueRetry.js';
 
 const STATES = ['queued', 'delivering', 'deferred', 'delivered', 'failed', 'dropped'];
@@ -29,9 +30,9 @@ export function registerQueueCommands(program: Command): void {
       const waiting = waitingSummary(db);
       db.close();
       if (flags.json) {
+        // The API's shape (snake_case, ISO 8601 times): one JSON for scripts, whichever they call.
         const hints = new ReplyHints(config);
-        const withHints = rows.map((m) => ({ ...m, hint: m.state === 'delivered' ? null : hints.for(m.upstream, m.lastReply) }));
-        return void process.stdout.write(`${JSON.stringify(withHints, null, 2)}\n`);
+        return void process.stdout.write(`${JSON.stringify(rows.map((m) => summaryJson(m, hints)), null, 2)}\n`);
       }
       if (rows.length === 0) return void process.stdout.write(`${noMessagesLine(flags.status)}${flags.status ? summaryLine(waiting) : ''}`);
       process.stdout.write(`${formatTable(rows)}${summaryLine(waiting)}`);
@@ -53,10 +54,7 @@ export function registerQueueCommands(program: Command): void {
       const hints = new ReplyHints(config);
       const hint = message.state === 'delivered' ? null : hints.for(message.upstream, message.lastReply);
       const reasons = recipientReasons(message);
-      if (flags.json) {
-        const recipients = message.recipients.map((r, i) => ({ ...r, reason: r.state === 'pending' ? reasons[i]!.reply : null }));
-        return void process.stdout.write(`${JSON.stringify({ ...message, recipients, hint, headers }, null, 2)}\n`);
-      }
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(detailJson(message, head, hints), null, 2)}\n`);
       const out = [
         `id:        ${message.id}`,
         `state:     ${message.state}`,

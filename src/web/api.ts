@@ -5,15 +5,15 @@ import { canonicalDomain } from '../config/domains.js';
 import type { Config } from '../config/schema.js';
 import type { MessageState } from '../events.js';
 import { ReplyHints } from '../hints/hint.js';
-import { headerLines, subjectOf } from '../message/headers.js';
+import { subjectOf } from '../message/headers.js';
 import { isDiskFull } from '../spool/diskFull.js';
-import { getMessage, listMessages, messageHead, type LogEntry, type MessageSummary } from '../spool/log.js';
+import { getMessage, listMessages, messageHead } from '../spool/log.js';
 import type { SpoolStore } from '../spool/store.js';
 import { retryAll } from '../spool/bulk.js';
-import { recipientReasons, refusedPermanently } from '../spool/recipientReasons.js';
 import type { AuthLockouts } from '../status/lockouts.js';
 import type { StatusTracker } from '../health/tracker.js';
 import type { WebEnv } from './auth.js';
+import { detailJson, summaryJson } from './messageJson.js';
 
 export interface ApiDeps {
   config: Config;
@@ -28,36 +28,6 @@ const MAX_LIMIT = 1000;
 const MAX_QUERY_CHARS = 200;
 /** The JSON of POST /api/send: a short text mail from a tool; attachments are SMTP's job. */
 const SEND_BODY_BYTES = 1024 * 1024;
-
-function iso(ms: number | null): string | null {
-  return ms ? new Date(ms).toISOString() : null;
-}
-
-/**
- * The API speaks snake_case and ISO times, like the MQTT status payload. `hint` says what to do
- * about last_reply when it is a known reply (src/hints), worked out now from today's config.
- */
-export function summaryJson(m: MessageSummary, hints: ReplyHints) {
-  return {
-    id: m.id,
-    received_at: iso(m.receivedAt),
-    from: m.from,
-    to: m.to,
-    subject: m.subject,
-    size: m.size,
-    state: m.state,
-    attempts: m.attempts,
-    next_attempt_at: iso(m.nextAttemptAt),
-    last_reply: m.lastReply,
-    hint: m.state === 'delivered' ? null : hints.for(m.upstream, m.lastReply),
-    upstream: m.upstream,
-  };
-}
-
-function historyJson(h: LogEntry, hints: ReplyHints) {
-  const hint = h.event === 'deferred' || h.event === 'failed' ? hints.for(h.upstream, h.reply) : null;
-  return { at: iso(h.at), event: h.event, upstream: h.upstream, recipients: h.recipients, reply: h.reply, hint, duration_ms: h.durationMs };
-}
 
 function badRequest(c: Context<WebEnv>, message: string): Response {
   return c.json({ error: message }, 400);
@@ -101,21 +71,7 @@ export function apiRoutes(deps: ApiDeps): Hono<WebEnv> {
     const m = getMessage(db, id);
     if (!m) return c.json({ error: `no message ${id}` }, 404);
     const head = messageHead(db, id);
-    return c.json({
-      ...summaryJson(m, hints),
-      client: m.client,
-      auth_user: m.authUser,
-      // A pending recipient's reply is the deferral that keeps it waiting (recipientReasons).
-      recipients: recipientReasons(m).map(({ rcpt, reply, upstream }, i) => {
-        const state = m.recipients[i]!.state;
-        return { rcpt, state, upstream, reply, hint: state === 'failed' || state === 'pending' ? hints.for(upstream, reply) : null };
-      }),
-      // Retrying these will most likely fail again: the console asks first.
-      refused_permanently: m.state === 'failed' ? refusedPermanently(m) : [],
-      // Bodies are removed once delivered or dropped; then only the envelope and log remain.
-      headers: head ? headerLines(head) : null,
-      history: m.history.map((h) => historyJson(h, hints)),
-    });
+    return c.json(detailJson(m, messageHead(db, id), hints));
   });
 
   api.post('/messages/:id/retry', (c) => {
