@@ -64,7 +64,7 @@ describe('configuration', () => {
       'smtp.tls.mode: expected one of none, starttls, implicit, got "startls" — did you mean starttls? (line 4)',
       'delivery.concurency: unknown key — did you mean concurrency? (line 6)',
       'http.enabled: expected true or false, got "yes" (line 8)',
-      'upstreams[0].type: type must be one of smtp, gmail-relay, gmail-oauth2, microsoft365-oauth2, gmail-app-password, file — did you mean gmail-relay? (line 10)',
+      'upstreams[0].type: type must be one of smtp, gmail-relay, gmail-oauth2, microsoft365-oauth2, microsoft365-graph, gmail-api, gmail-app-password, file — did you mean gmail-relay? (line 10)',
       'upstreams[1].dir: is required (line 11)',
       'upstreams[1].dri: unknown key — did you mean dir? (line 13)',
       'mqtt: has no value: give it one, or remove the line (line 14)',
