@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Names in data_dir that only a backup, a restore or a console download makes. */
@@ -18,4 +18,14 @@ export async function stagingDir(dataDir: string, purpose: 'backup' | 'restore')
     if (info && info.mtimeMs < dayAgo) await rm(join(dataDir, name), { recursive: true, force: true });
   }
   return mkdtemp(join(dataDir, `.${purpose}-`));
+}
+
+/** fsync a file: what is renamed into place after it must be on disk first. */
+export async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

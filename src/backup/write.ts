@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -10,7 +10,7 @@ import { spoolPath } from '../spool/db.js';
 import { VERSION } from '../version.js';
 import { backupContents, type ContentsOptions } from './contents.js';
 import { BACKUP_FORMAT, BackupError, MANIFEST_ENTRY, type Manifest } from './manifest.js';
-import { stagingDir } from './staging.js';
+import { stagingDir, syncFile } from './staging.js';
 
 export interface BackupOptions extends Omit<ContentsOptions, 'configText'> {
   /** The archive to write; replaced atomically when it exists. */
@@ -69,14 +69,5 @@ export async function writeBackup(options: BackupOptions): Promise<BackupSummary
     throw err;
   } finally {
     await rm(staging, { recursive: true, force: true });
-  }
-}
-
-async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -1,18 +1,24 @@
 import type { Logger } from 'pino';
-import type { UpstreamTokenSource } from '../oauth/sources.js';
+import { tokenSourceFor, type UpstreamTokenSource } from '../oauth/sources.js';
 import { HttpsClient, type HttpsRequest, type HttpsResponse, type HttpsTls } from './https.js';
 import { tokenFailureVerdict } from './oauthSmtp.js';
+import { dataDirOf } from './oauthPresets.js';
+import { DEFAULT_TIMEOUTS } from './smtpSession.js';
 import type { UpstreamContext } from './types.js';
 import { UpstreamError, type SendOptions } from './types.js';
 
-/** `delivery.timeouts` when the context has none: the SMTP upstreams' defaults. */
-const DEFAULT_TIMEOUTS = { connect: 10_000, greeting: 30_000 };
 
 /**
  * An HTTPS API as one upstream: a kept-alive client and the upstream's OAuth token source (the
  * same cache and grants as the XOAUTH2 upstreams). A `401` means the token was refused: it is
  * refreshed once and the request repeated; a second `401` is the caller's to word.
  */
+/** The session of an HTTPS upstream, its tokens kept in `<data_dir>/oauth` like the XOAUTH2 upstreams'. */
+export function apiSessionFor(config: Parameters<typeof tokenSourceFor>[0] & { tls: HttpsTls }, context: UpstreamContext): ApiSession {
+  const tokens = tokenSourceFor(config, dataDirOf(context, config.name), { logger: context.logger.child({ upstream: config.name }) });
+  return new ApiSession(config.name, tokens, { tls: config.tls, context });
+}
+
 export class ApiSession {
   readonly client: HttpsClient;
   private readonly logger: Logger;

@@ -1,7 +1,6 @@
 import type { GmailApiUpstreamConfig } from '../config/upstreams.js';
 import { GOOGLE, authorizeCommand } from '../oauth/providers.js';
-import { tokenSourceFor } from '../oauth/sources.js';
-import { ApiSession } from './apiSession.js';
+import { apiSessionFor, type ApiSession } from './apiSession.js';
 import { discard, fixedChunks, peek, replay, type Peeked } from './bodyChunks.js';
 import { withEnvelopeBcc } from './envelopeBcc.js';
 import { apiErrorOf, describeApiError, jsonOf, retryAfterMs, type HttpsResponse } from './https.js';
@@ -33,9 +32,7 @@ export class GmailApiUpstream implements Upstream {
     context: UpstreamContext,
   ) {
     this.name = config.name;
-    if (!context.dataDir) throw new Error(`upstream ${config.name}: OAuth upstreams need data_dir (internal: UpstreamContext.dataDir)`);
-    const tokens = tokenSourceFor(config, context.dataDir, { logger: context.logger.child({ upstream: config.name }) });
-    this.session = new ApiSession(config.name, tokens, { tls: config.tls, context });
+    this.session = apiSessionFor(config, context);
     this.sendUrl = `${config.api_url}/upload/gmail/v1/users/${encodeURIComponent(config.user)}/messages/send`;
   }
 

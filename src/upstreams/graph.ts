@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Microsoft365GraphUpstreamConfig } from '../config/upstreams.js';
-import { tokenSourceFor } from '../oauth/sources.js';
-import { ApiSession } from './apiSession.js';
+import { apiSessionFor, type ApiSession } from './apiSession.js';
 import { discard, peek, replay } from './bodyChunks.js';
 import { withEnvelopeBcc } from './envelopeBcc.js';
+import { dataDirOf } from './oauthPresets.js';
 import { sendAsDraft } from './graphLarge.js';
 import { spillLargeBodies } from './graphSpill.js';
 import { apiErrorOf, describeApiError, retryAfterMs, type HttpsResponse } from './https.js';
@@ -43,11 +43,9 @@ export class GraphUpstream implements Upstream {
     context: UpstreamContext,
   ) {
     this.name = config.name;
-    if (!context.dataDir) throw new Error(`upstream ${config.name}: OAuth upstreams need data_dir (internal: UpstreamContext.dataDir)`);
-    const tokens = tokenSourceFor(config, context.dataDir, { logger: context.logger.child({ upstream: config.name }) });
-    this.session = new ApiSession(config.name, tokens, { tls: config.tls, context });
+    this.session = apiSessionFor(config, context);
     this.mailbox = `${config.graph_url}/v1.0/users/${encodeURIComponent(config.user)}`;
-    this.tmpDir = join(context.dataDir, 'tmp');
+    this.tmpDir = join(dataDirOf(context, config.name), 'tmp');
   }
 
   describe(): string {

@@ -11,7 +11,7 @@ import type { UpstreamContext } from './types.js';
  */
 type OAuthPresetConfig = GmailOauth2UpstreamConfig | Microsoft365Oauth2UpstreamConfig;
 
-function dataDirOf(context: UpstreamContext, name: string): string {
+export function dataDirOf(context: UpstreamContext, name: string): string {
   // Tokens live in data_dir; an OAuth upstream without it would refresh on every start and could
   // not find the refresh token `relaybox oauth` stored.
   if (!context.dataDir) throw new Error(`upstream ${name}: OAuth upstreams need data_dir (internal: UpstreamContext.dataDir)`);
