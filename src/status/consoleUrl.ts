@@ -15,7 +15,12 @@ export function remoteConsoleUrl(listen: ListenAddress): string | undefined {
   return url.startsWith('http://127.0.0.1:') ? undefined : url;
 }
 
+/** None when the addresses cannot be read (a sandbox without netlink sockets): a URL is never worth a crash. */
 function lanAddress(): string | undefined {
-  const addresses = Object.values(networkInterfaces()).flat();
-  return addresses.find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  try {
+    const addresses = Object.values(networkInterfaces()).flat();
+    return addresses.find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  } catch {
+    return undefined;
+  }
 }

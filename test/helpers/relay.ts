@@ -42,12 +42,16 @@ export interface RelayProcess {
   exited: Promise<number | null>;
 }
 
-/** relaybox as users run it: `node dist/cli.js serve --config FILE`, ready once it logs its ports. */
-export async function spawnRelay(raw: Record<string, unknown>, dir: string): Promise<RelayProcess> {
+/**
+ * relaybox as users run it: `node dist/cli.js serve --config FILE`, ready once it logs its ports.
+ * `wrap` runs it under another command (a sandbox) that ends by executing the rest of its arguments.
+ */
+export async function spawnRelay(raw: Record<string, unknown>, dir: string, options: { wrap?: string[] } = {}): Promise<RelayProcess> {
   const file = join(dir, `relaybox-${Date.now()}.yaml`);
   // The ports are read off the 'relaybox started' info line.
   writeFileSync(file, stringify({ ...raw, log: { level: 'info' } }));
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, ...args] = [...(options.wrap ?? []), process.execPath, CLI, 'serve', '--config', file];
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   onTestFinished(() => {
