@@ -47,6 +47,22 @@ describe('the shape of the code', () => {
     expect(violations).toEqual([]);
   });
 
+  it('keeps the delivery thread light: it starts on demand after a quiet spell, so what it loads delays the next message', () => {
+    // Static imports only (`import type` is erased); the schema library belongs to the main thread.
+    const loaded = new Set<string>();
+    const packages = new Set<string>();
+    const walk = (file: string): void => {
+      if (loaded.has(file)) return;
+      loaded.add(file);
+      for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)(?!\s+type\b)[^;]*?from '([^']+)'/gm)) {
+        if (m[1]!.startsWith('.')) walk(join(file, '..', m[1]!.replace(/\.js$/, '.ts')));
+        else packages.add(m[1]!.split('/')[0]!);
+      }
+    };
+    walk(join(SRC, 'delivery/worker.ts'));
+    expect(packages.has('zod'), [...loaded].map((f) => relative(SRC, f)).join(' ')).toBe(false);
+  });
+
   it('keeps every source file under ~300 lines', () => {
     const long = sources()
       .map((f) => [relative(SRC, f), readFileSync(f, 'utf8').split('\n').length] as const)

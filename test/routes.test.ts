@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../src/config/load.js';
-import { globToRegExp } from '../src/config/routes.js';
+import { globToRegExp } from '../src/config/glob.js';
 import { Router } from '../src/delivery/routes.js';
 import { getMessage, listMessages } from '../src/spool/log.js';
 import type { Upstream } from '../src/upstreams/types.js';

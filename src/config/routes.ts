@@ -19,12 +19,6 @@ const clientCidr = z.string().refine((text) => parseCidr(text) !== undefined, {
   error: (issue) => `not a CIDR like 192.168.1.20/32 or fd00::/64, got "${String(issue.input)}"`,
 });
 
-/** `*@sensors.example.com` → a case-insensitive whole-address RegExp; `*` any run, `?` one character. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 'is');
-}
-
 export const routeRule = z.strictObject({
   /** Every key given must match. `{}` matches every message (a catch-all rule). */
   match: z.strictObject({

@@ -1,6 +1,7 @@
 import { networkMatcher } from '../config/net.js';
 import type { Rewrite } from '../config/rewrite.js';
-import { globToRegExp, type RouteRuleConfig } from '../config/routes.js';
+import { globToRegExp } from '../config/glob.js';
+import type { RouteRuleConfig } from '../config/routes.js';
 import type { ClaimedMessage } from '../spool/types.js';
 import type { Upstream } from '../upstreams/types.js';
 

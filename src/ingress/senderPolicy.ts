@@ -1,6 +1,6 @@
 import addressparser from 'nodemailer/lib/addressparser';
 import type { SMTPServerError, SMTPServerSession } from 'smtp-server';
-import { globToRegExp } from '../config/routes.js';
+import { globToRegExp } from '../config/glob.js';
 import { findHeaderSection } from '../message/fixups.js';
 import { parseHeaderBlock } from '../message/headers.js';
 import { canonicalAddress } from './addresses.js';
