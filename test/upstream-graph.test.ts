@@ -1,5 +1,5 @@
 import { createHash, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -220,8 +220,11 @@ describe('microsoft365-graph upstream', () => {
     expect(graph.drafts.size).toBe(0);
   });
 
-  it('a 30 MB scan goes through upload sessions in 320 KiB multiples, the PDF intact', async () => {
+  it('a 30 MB scan goes through upload sessions in 320 KiB multiples, the PDF intact; no spilled body stays on the card', async () => {
     const { graph, dir, upstream } = await world();
+    // What a power cut in the middle of an earlier large send leaves behind.
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    writeFileSync(join(dir, 'tmp', 'graph.0123456789ab.0.b64'), 'QUJD\r\n'.repeat(1000));
     const { app, port } = await startRelay(relayConfig(dir, { upstreams: [upstream] }));
     const pdf = randomBytes(22 * 1024 * 1024);
     const raw = scanWithPdf(pdf);
@@ -233,6 +236,7 @@ describe('microsoft365-graph upstream', () => {
     expect(sent.attachments[0]!.viaUploadSession).toBe(true);
     expect(sha256(sent.attachments[0]!.bytes)).toBe(sha256(pdf));
     expect(graph.seen.filter((s) => s.method === 'PUT').length).toBe(Math.ceil(pdf.length / GRAPH_UPLOAD_CHUNK_BYTES));
+    expect(readdirSync(join(dir, 'tmp')).filter((f) => f.startsWith('graph.'))).toEqual([]);
   }, 120_000);
 
   it('a large base64 text body (no attachment) is parsed whole and arrives as the draft body', async () => {

@@ -6,7 +6,7 @@ import { discard, peek, replay } from './bodyChunks.js';
 import { withEnvelopeBcc } from './envelopeBcc.js';
 import { dataDirOf } from './oauthPresets.js';
 import { sendAsDraft } from './graphLarge.js';
-import { spillLargeBodies } from './graphSpill.js';
+import { spillLargeBodies, sweepSpills } from './graphSpill.js';
 import { apiErrorOf, describeApiError, retryAfterMs, type HttpsResponse } from './https.js';
 import type { UpstreamContext } from './types.js';
 import { UpstreamError, type Envelope, type BodyFactory, type SendOptions, type SendResult, type Upstream } from './types.js';
@@ -46,6 +46,7 @@ export class GraphUpstream implements Upstream {
     this.session = apiSessionFor(config, context);
     this.mailbox = `${config.graph_url}/v1.0/users/${encodeURIComponent(config.user)}`;
     this.tmpDir = join(dataDirOf(context, config.name), 'tmp');
+    sweepSpills(this.tmpDir);
   }
 
   describe(): string {
