@@ -1,11 +1,12 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../src/config/load.js';
 import { sizeLimitOf } from '../src/config/sizeLimits.js';
 import type { RelayApp } from '../src/app.js';
 import { configProblems } from './helpers/config.js';
-import { relayConfig, startRelay, waitFor } from './helpers/relay.js';
+import { stringify } from 'yaml';
+import { relayConfig, runCli, startRelay, waitFor } from './helpers/relay.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 import { SmtpTalk } from './ingress-harness.js';
@@ -77,6 +78,18 @@ describe('size limits: config', () => {
       { bytes: 0, label: 'Gmail' },
       { bytes: 0, label: 'nas' },
     ]);
+  });
+
+  it('check-config shows each upstream\'s limit', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'relaybox.yaml');
+    const upstreams = [{ ...GMAIL_RELAY, port: 587 }, { name: 'pm', type: 'smtp', provider: 'postmark', auth: { user: 't', pass: 't' }, max_message_bytes: '5MB' }, { name: 'outbox', type: 'file', dir: join(dir, 'outbox') }];
+    writeFileSync(file, stringify(relayConfig(dir, { upstreams })));
+    const { code, stdout } = await runCli(['check-config', '--config', file]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^upstream 1 google \(gmail-relay\): .*; messages up to 25 MB$/m);
+    expect(stdout).toMatch(/^upstream 2 pm \(smtp\): .*; messages up to 5 MB$/m);
+    expect(stdout).toMatch(/^upstream 3 outbox \(file\): file → \S+outbox$/m);
   });
 
   it('names the key path of a bad size', () => {

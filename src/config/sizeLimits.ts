@@ -92,6 +92,11 @@ export function tooLargeText(limit: SizeLimit, size: number): string {
   return `5.3.4 Message too large${limit.label ? ` for ${limit.label}` : ''}: ${max(digits)} MB max (this one ${shown} MB)`;
 }
 
+/** `25 MB`, `0.5 MB`: how check-config and the docs write a limit. */
+export function formatMegabytes(bytes: number): string {
+  return `${megabytes(bytes, bytes >= 10 * MB ? 0 : 1, Math.round)} MB`;
+}
+
 function megabytes(bytes: number, digits: number, round: (n: number) => number): string {
   const scale = 10 ** digits;
   return String(round((bytes / MB) * scale) / scale);
