@@ -26,8 +26,7 @@ const PROVIDER_LIMITS: Record<Provider, SizeLimit> = {
   'mailgun-eu': { bytes: 25 * MB, label: 'Mailgun' },
   ses: { bytes: 40 * MB, label: 'Amazon SES' },
   postmark: { bytes: 10 * MB, label: 'Postmark' },
-  // Brevo publishes no figure for its SMTP relay: no limit of ours, the provider's reply decides.
-  brevo: { bytes: 0, label: 'Brevo' },
+  brevo: { bytes: 20 * MB, label: 'Brevo' },
 };
 
 const GMAIL = { bytes: 25 * MB, label: 'Gmail' };
