@@ -145,7 +145,12 @@ describe('size limits: what the device hears', () => {
     const talk = await talkTo(port);
     // The other route (every upstream, the file one unlimited) could take it: SIZE= alone does not refuse.
     expect(await talk.cmd('EHLO mfp')).toContain('SIZE 36700160');
-    // The largest upstream of the route is named: Google's, at 1 MB.
+    // A declared size this recipient's route cannot take: refused at RCPT TO, before the upload.
+    expect(await talk.cmd(`MAIL FROM:<scanner@office.test> SIZE=${3 * MB}`)).toMatch(/^250 /);
+    expect(await talk.cmd('RCPT TO:<archive@files.test>')).toMatch(/^250 /);
+    expect(await talk.cmd('RCPT TO:<ops@example.com>')).toBe('552 5.3.4 Message too large for Gmail: 1 MB max (this one 3 MB)');
+    expect(await talk.cmd('RSET')).toMatch(/^250 /);
+    // Undeclared, it is refused at the end of DATA; the largest upstream of the route is named: Google's, at 1 MB.
     expect(await talk.sendRaw(scan(3 * MB))).toBe('552 5.3.4 Message too large for Gmail: 1 MB max (this one 3 MB)');
     // A recipient elsewhere does not make it fit: ops@example.com could never get it.
     expect(await talk.cmd('RSET')).toMatch(/^250 /);

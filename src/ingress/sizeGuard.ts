@@ -1,7 +1,8 @@
-import type { SMTPServerError } from 'smtp-server';
+import type { SMTPServerError, SMTPServerSession } from 'smtp-server';
 import { hasCatchAll, RouteMatcher, type RoutedEnvelope } from '../config/routeMatch.js';
 import type { Config } from '../config/schema.js';
 import { fits, largest, sizeLimits, tooLargeText, type SizeLimit } from '../config/sizeLimits.js';
+import { clientAddressOf } from '../spool/types.js';
 import { smtpError } from './replies.js';
 
 /**
@@ -39,6 +40,18 @@ export class SizeGuard {
   /** The words for `MAIL FROM … SIZE=` above the advertised size (see sizeReply.ts). */
   mailFromRefusal(declared: number): string {
     return tooLargeText(this.advertisedLimit, declared);
+  }
+
+  /**
+   * At RCPT TO, when MAIL FROM declared a SIZE= this recipient's route cannot take: 552 5.3.4 now
+   * (RFC 1870 lets a server refuse a recipient for size), before the device uploads the scan.
+   */
+  recipientRefusal(session: SMTPServerSession, rcpt: string): SMTPServerError | null {
+    const mailFrom = session.envelope.mailFrom;
+    const declared = Number((mailFrom && mailFrom.args ? mailFrom.args : {}).SIZE ?? 0);
+    if (!mailFrom || !Number.isSafeInteger(declared) || declared <= 0) return null;
+    const authUser = typeof session.user === 'string' ? session.user : null;
+    return this.refusal({ mailFrom: mailFrom.address, recipients: [rcpt], authUser, clientAddress: clientAddressOf(session.remoteAddress) }, declared);
   }
 
   /** The 552 5.3.4 for a message of `size` bytes, or null when every recipient's route can carry it. */

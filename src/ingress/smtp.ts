@@ -224,7 +224,7 @@ export class SmtpIngress {
 
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const refusal = this.envelope.recipient(address);
-    if (!refusal) return callback();
+    if (!refusal) return callback(this.sizes.recipientRefusal(session, address.address));
     if (refusal.relayDenied) this.logger.warn({ address: session.remoteAddress, rcpt: address.address }, 'smtp recipient refused: domain not in smtp.allow_recipient_domains');
     callback(refusal.error);
   }
