@@ -65,6 +65,8 @@ const SAMPLES: [id: string, upstream: keyof typeof UPSTREAMS, reply: string][] =
   ['relay-denied', 'generic', '554 5.7.1 <someone@elsewhere.example>: Relay access denied'],
   ['login-refused', 'generic', '535 5.7.8 Error: authentication failed: authentication failure'],
   ['too-big', 'generic', '552 5.3.4 Message size exceeds fixed limit'],
+  // relaybox's own words (delivery/sizeFit.ts), ahead of Microsoft's 5.3.4 row.
+  ['relaybox-too-big', 'm365Oauth', '552 5.3.4 Message too large for Microsoft 365: 35 MB max (this one 41 MB)'],
 ];
 
 describe('reply hints: the table, row by row', () => {

@@ -4,6 +4,7 @@ import '../src/ingress/smtp.js';
 import { offerAuthOverTlsOnly } from '../src/ingress/authOffer.js';
 import { copyDataTail } from '../src/ingress/dataTail.js';
 import { acceptLooseEnvelopes } from '../src/ingress/looseEnvelope.js';
+import { wordSizeRefusals } from '../src/ingress/sizeReply.js';
 
 // relaybox patches internals of smtp-server (src/ingress/greetDelay.ts, dataTail.ts, looseEnvelope.ts,
 // authOffer.ts); each steps aside when smtp-server changes. This says so when an upgrade made one step
@@ -27,5 +28,9 @@ describe('the smtp-server patches still apply to the installed smtp-server', () 
 
   it('lists AUTH only once TLS is up and words the early refusal 538 5.7.11 (where a server asks for it)', () => {
     expect(offerAuthOverTlsOnly()).toBe(true);
+  });
+
+  it('words the refusal of a too large MAIL FROM SIZE= as relaybox does: 552 5.3.4 and the sizes (where a server asks for it)', () => {
+    expect(wordSizeRefusals()).toBe(true);
   });
 });

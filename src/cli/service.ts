@@ -5,6 +5,7 @@ import { formatDuration } from '../config/duration.js';
 import { formatHostPort } from '../config/net.js';
 import { loadConfigOffThread } from '../config/offThread.js';
 import type { Config } from '../config/schema.js';
+import { formatMegabytes, sizeLimitOf } from '../config/sizeLimits.js';
 import { hashPassword } from '../ingress/passwords.js';
 import { createLogger } from '../logger.js';
 import { pino } from 'pino';
@@ -49,7 +50,7 @@ export function registerServiceCommands(program: Command): void {
       const out = [
         `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,
         `smtp: listening on ${config.smtp.listen.map(formatHostPort).join(', ')}, tls ${config.smtp.tls.mode}, auth ${config.smtp.auth.required ? 'required' : config.smtp.auth.users.length ? 'optional' : 'off'}, allowed ${config.smtp.allow_networks.join(' ')}`,
-        ...upstreams.map((u, i) => `upstream ${i + 1} ${u.name} (${u.type}): ${u.describe()}`),
+        ...upstreams.map((u, i) => `upstream ${i + 1} ${u.name} (${u.type}): ${u.describe()}${sizeNote(config.upstreams[i]!)}`),
         ...sectionLines(config),
       ];
       await Promise.allSettled(upstreams.map((u) => u.close()));
@@ -64,6 +65,12 @@ export function registerServiceCommands(program: Command): void {
       if (!password) throw new CliError('no password on stdin (try: relaybox hash-password <<< "secret")', EXIT_USAGE);
       process.stdout.write(`${await hashPassword(password)}\n`);
     });
+}
+
+/** `; messages up to 25 MB` (max_message_bytes or the preset's); nothing when the upstream sets no limit. */
+function sizeNote(upstream: Config['upstreams'][number]): string {
+  const { bytes } = sizeLimitOf(upstream);
+  return bytes ? `; messages up to ${formatMegabytes(bytes)}` : '';
 }
 
 async function readStdin(): Promise<string> {

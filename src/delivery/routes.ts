@@ -1,6 +1,5 @@
-import { networkMatcher } from '../config/net.js';
 import type { Rewrite } from '../config/rewrite.js';
-import { globToRegExp } from '../config/glob.js';
+import { RouteMatcher } from '../config/routeMatch.js';
 import type { RouteRuleConfig } from '../config/routes.js';
 import type { ClaimedMessage } from '../spool/types.js';
 import type { Upstream } from '../upstreams/types.js';
@@ -27,9 +26,6 @@ export interface RouterOptions {
 }
 
 interface CompiledRule {
-  /** Whether the rule's `from`, `user` and `client` match the message (`to` is per recipient). */
-  sender: (message: RoutedMessage) => boolean;
-  to: RegExp | null;
   upstreams: Upstream[];
   rewrite: Rewrite;
 }
@@ -44,6 +40,7 @@ interface CompiledRule {
  */
 export class Router {
   private readonly rules: CompiledRule[];
+  private readonly matcher: RouteMatcher;
   private readonly all: Upstream[];
   private readonly rewrite: Rewrite;
 
@@ -51,9 +48,8 @@ export class Router {
     this.all = options.upstreams;
     this.rewrite = options.rewrite;
     const byName = new Map(options.upstreams.map((u) => [u.name, u]));
+    this.matcher = new RouteMatcher(options.routes);
     this.rules = options.routes.map((r) => ({
-      sender: senderMatcher(r.match),
-      to: r.match.to === undefined ? null : globToRegExp(r.match.to),
       // Names are checked at config load; a missing one here would only mean fewer upstreams.
       upstreams: r.upstreams.flatMap((name) => byName.get(name) ?? []),
       rewrite: { ...options.rewrite, ...r.rewrite },
@@ -62,29 +58,18 @@ export class Router {
 
   /** Groups in the order their first recipient appears; recipients keep their order within a group. */
   plan(message: RoutedMessage): RouteGroup[] {
-    const senderRules = this.rules.map((r) => r.sender(message));
+    const indexes = this.matcher.ruleIndexes(message);
     const groups = new Map<number | null, RouteGroup>();
-    for (const rcpt of message.recipients) {
-      const index = this.rules.findIndex((r, i) => senderRules[i] && (!r.to || r.to.test(rcpt)));
-      const rule = index === -1 ? null : this.rules[index]!;
-      let group = groups.get(rule ? index : null);
+    message.recipients.forEach((rcpt, i) => {
+      const index = indexes[i] ?? null;
+      const rule = index === null ? null : this.rules[index]!;
+      let group = groups.get(index);
       if (!group) {
         group = rule ? { rule: index, upstreams: rule.upstreams, recipients: [], rewrite: rule.rewrite } : { rule: null, upstreams: this.all, recipients: [], rewrite: this.rewrite };
         groups.set(group.rule, group);
       }
       group.recipients.push(rcpt);
-    }
+    });
     return [...groups.values()];
   }
 }
-
-function senderMatcher(match: RouteRuleConfig['match']): (message: RoutedMessage) => boolean {
-  const from = match.from === undefined ? null : globToRegExp(match.from);
-  const client = match.client === undefined ? null : networkMatcher([match.client]);
-  // A session whose login was ignored (no smtp.auth.users) has no authUser: it never matches a `user`.
-  return (message) =>
-    (!from || from.test(message.mailFrom)) &&
-    (match.user === undefined || message.authUser === match.user) &&
-    (!client || (message.clientAddress != null && client(message.clientAddress)));
-}
-

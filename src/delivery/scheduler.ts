@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Rewrite } from '../config/rewrite.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
+import type { SizeLimit } from '../config/sizeLimits.js';
 import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage, DeliveryOutcome, SpoolStore } from '../spool/store.js';
 import type { BodyFactory, Upstream } from '../upstreams/types.js';
@@ -12,6 +13,7 @@ import { BREAKER_BACKOFF, type OpenBreaker } from './breaker.js';
 import { UpstreamGate } from './gate.js';
 import { OutgoingMessages } from './outgoing.js';
 import { retryDelay } from './retry.js';
+import { fitBySize } from './sizeFit.js';
 import { Router, type RouteGroup } from './routes.js';
 
 export interface SchedulerOptions {
@@ -32,6 +34,8 @@ export interface SchedulerOptions {
   dataDir?: string;
   /** Upstreams found down by the previous delivery thread: they stay set aside. */
   openBreakers?: readonly OpenBreaker[];
+  /** Each upstream's `max_message_bytes` (config/sizeLimits.ts): larger messages skip it. Unset: no limits. */
+  sizeLimits?: ReadonlyMap<string, SizeLimit>;
   /** How long a down upstream is skipped before a probe; default: see breakerBackoff(). */
   breakerBackoff?: { firstMs: number; maxMs: number };
 }
@@ -163,15 +167,21 @@ export class DeliveryScheduler {
     // One round per route group, one after the other: each group is its own transaction upstream,
     // with the senders of its route.
     for (const group of this.routeGroups(message)) {
+      const sized = fitBySize(group.upstreams, group.recipients, message.size, this.options.sizeLimits);
+      if (sized.failed) {
+        records.push(sized.failed);
+        continue;
+      }
+      const upstreams = sized.upstreams;
       const body = this.outgoing.body(message, stored, group.rewrite);
       const envelope = { ...message, mailFrom: this.outgoing.envelopeFrom(message, group.rewrite), recipients: group.recipients };
-      const round = await this.deliverGroup(envelope, group.upstreams, body, context);
+      const round = await this.deliverGroup(envelope, upstreams, body, context);
       // Every upstream of the group is set aside (quota, or down): come back when the first may be
       // tried, not before — and not later either when none was tried: the message itself has not failed.
       // A down upstream's next probe is not worth waiting for past give_up_after, though: the
       // message is failed then and a person told, on time.
       const giveUpAt = Math.max(Date.now(), message.queuedAt + delivery.retry.give_up_after);
-      const reopens = this.gate.allBlockedUntil(group.upstreams.map((u) => u.name), { probesUntil: giveUpAt });
+      const reopens = this.gate.allBlockedUntil(upstreams.map((u) => u.name), { probesUntil: giveUpAt });
       if (round.pending.length > 0) retryAt = Math.max(retryAt, round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens);
       records.push(...round.records);
       if (round.pending.length === 0) continue;

@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/schema.js';
+import { sizeLimits } from '../config/sizeLimits.js';
 import { RelayEvents, type MessageEvent, type UpstreamEvent } from '../events.js';
 import { createLogger } from '../logger.js';
 import { openSpool } from '../spool/db.js';
@@ -82,6 +83,7 @@ try {
     dkim: config.dkim,
     dataDir: config.data_dir,
     openBreakers: openBreakers ?? [],
+    sizeLimits: sizeLimits(config.upstreams),
   });
   events.on('message', (message) => forward({ message }));
   events.on('upstream', (upstream) => forward({ upstream }));

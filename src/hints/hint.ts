@@ -3,12 +3,13 @@ import { GOOGLE_ROWS } from './google.js';
 import { MICROSOFT_ROWS } from './microsoft.js';
 import { NETWORK_ROWS } from './network.js';
 import type { HintRow } from './row.js';
+import { SIZE_ROWS } from './size.js';
 import { hintTarget, type HintTarget } from './target.js';
 
 export type { HintTarget } from './target.js';
 
-/** Every known reply, providers' own first: the first matching row wins. */
-export const HINT_TABLE: readonly HintRow[] = [...MICROSOFT_ROWS, ...GOOGLE_ROWS, ...NETWORK_ROWS];
+/** Every known reply, relaybox's own and then providers' first: the first matching row wins. */
+export const HINT_TABLE: readonly HintRow[] = [...SIZE_ROWS, ...MICROSOFT_ROWS, ...GOOGLE_ROWS, ...NETWORK_ROWS];
 
 /** The row for a reply from this upstream, with its hint written out; null when none fits. */
 export function matchHint(reply: string, target: HintTarget): { id: string; hint: string } | null {

@@ -8,18 +8,21 @@ import { noteStreamedBytes } from '../memory.js';
 import type { MemoryBudget } from '../memoryBudget.js';
 import type { BodyWriter } from '../spool/body.js';
 import type { SpoolStore } from '../spool/store.js';
-import { smtpClient } from '../spool/types.js';
+import { clientAddressOf, smtpClient } from '../spool/types.js';
 import { drain } from '../streams.js';
 import type { DiskGuard } from './diskGuard.js';
 import type { ConnectionLimits } from './limits.js';
 import { REPLY, smtpError } from './replies.js';
 import type { SenderPolicy } from './senderPolicy.js';
+import type { SizeGuard } from './sizeGuard.js';
 
 export interface MessageReceiverOptions {
   spool: SpoolStore;
   logger: pino.Logger;
   /** `smtp.max_message_bytes`: larger messages hear 552 and nothing of them is kept. */
   maxMessageBytes: number;
+  /** The upstreams' limits: a message too large for a recipient's route hears 552 5.3.4 and nothing is kept. */
+  sizes: SizeGuard;
   /** Bodies on their way in, over every session; past it they go to the spool as they arrive. */
   bodyBudget: MemoryBudget;
   /** Told when DATA starts and ends (a session in DATA is never closed to make room). */
@@ -39,7 +42,9 @@ export class MessageReceiver {
 
   /** Resolves with the spool id; rejects with the SMTP error the client is to hear. */
   async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<number> {
-    const { spool, logger, maxMessageBytes: limit, diskGuard } = this.options;
+    const { spool, logger, sizes, diskGuard } = this.options;
+    // Past what any route takes, nothing more is stored: the message will be refused anyway.
+    const limit = Math.min(this.options.maxMessageBytes, sizes.advertised);
     const writer = spool.receive();
     writer.limitMemory(this.options.bodyBudget);
     let size = 0;
@@ -82,10 +87,15 @@ export class MessageReceiver {
     }
 
     const client = smtpClient(session.remoteAddress, session.hostNameAppearsAs || session.clientHostname);
-    if (oversized || stream.sizeExceeded) {
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const recipients = session.envelope.rcptTo.map((r) => r.address);
+    const authUser = typeof session.user === 'string' ? session.user : null;
+    const oversize = oversized || stream.sizeExceeded;
+    const tooLarge = sizes.refusal({ mailFrom: from, recipients, authUser, clientAddress: clientAddressOf(client) }, size) ?? (oversize ? smtpError(552, REPLY.tooBig) : null);
+    if (tooLarge) {
       this.discard(writer);
-      logger.warn({ client, size, limit }, 'smtp message refused: larger than smtp.max_message_bytes');
-      throw smtpError(552, REPLY.tooBig);
+      logger.warn({ client, size, limit: this.options.maxMessageBytes, reply: tooLarge.message }, 'smtp message refused: too large for smtp.max_message_bytes or for every upstream of its route');
+      throw tooLarge;
     }
     if (storeError !== undefined) throw diskGuard.storeFailed(storeError, { client, what: 'could not write a message body to the spool' });
     const head = writer.head(HEADER_SCAN_BYTES);
@@ -96,9 +106,6 @@ export class MessageReceiver {
       throw notAllowed;
     }
 
-    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-    const recipients = session.envelope.rcptTo.map((r) => r.address);
-    const authUser = typeof session.user === 'string' ? session.user : null;
     const traits = { eightBit, declared8BitMime: session.envelope.bodyType === '8bitmime', declaredSmtpUtf8: session.envelope.smtpUtf8 === true };
     let id: number;
     try {

@@ -20,6 +20,8 @@ import { acceptLooseEnvelopes, type LooseEnvelopeOptions } from './looseEnvelope
 import { MessageReceiver } from './receive.js';
 import { REPLY, smtpError } from './replies.js';
 import { SenderPolicy } from './senderPolicy.js';
+import { SizeGuard } from './sizeGuard.js';
+import { wordSizeRefusals, type SizeRefusalOptions } from './sizeReply.js';
 import { loadTlsMaterial, tlsServerOptions, type TlsServerOptions } from './tls.js';
 
 export interface SmtpIngressOptions {
@@ -42,6 +44,7 @@ removeGreetingDelay();
 copyDataTail();
 acceptLooseEnvelopes();
 offerAuthOverTlsOnly();
+wordSizeRefusals();
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /**
@@ -64,6 +67,7 @@ export class SmtpIngress {
   private readonly auth: SmtpAuthenticator;
   private readonly limits: ConnectionLimits;
   private readonly receiver: MessageReceiver;
+  private readonly sizes: SizeGuard;
   private servers: SMTPServer[] = [];
   private readonly sockets = new Set<Socket>();
 
@@ -81,10 +85,12 @@ export class SmtpIngress {
     this.senders = new SenderPolicy({ users: smtp.auth.users });
     this.auth = new SmtpAuthenticator({ users: smtp.auth.users, logger: this.logger, events: options.events });
     this.limits = ConnectionLimits.of(smtp, options.evictSilentAfterMs);
+    this.sizes = new SizeGuard(this.config);
     this.receiver = new MessageReceiver({
       spool: this.spool,
       logger: this.logger,
       maxMessageBytes: smtp.max_message_bytes,
+      sizes: this.sizes,
       bodyBudget: new MemoryBudget(smtp.max_buffered_bytes),
       limits: this.limits,
       diskGuard: this.diskGuard,
@@ -131,7 +137,7 @@ export class SmtpIngress {
     this.sockets.clear();
   }
 
-  private serverOptions(tls: TlsServerOptions | undefined): SMTPServerOptions & AuthOfferOptions & LooseEnvelopeOptions {
+  private serverOptions(tls: TlsServerOptions | undefined): SMTPServerOptions & AuthOfferOptions & LooseEnvelopeOptions & SizeRefusalOptions {
     const { smtp, hostname } = this.config;
     // Disabled, not just hidden: smtp-server would otherwise run STARTTLS with its built-in test key.
     const disabledCommands = smtp.tls.mode === 'none' ? ['STARTTLS'] : [];
@@ -141,7 +147,9 @@ export class SmtpIngress {
       secure: smtp.tls.mode === 'implicit',
       name: hostname,
       banner: 'relaybox',
-      size: smtp.max_message_bytes,
+      // The largest message any route can take: smtp-server answers a larger MAIL FROM SIZE= with 552 5.3.4.
+      size: this.sizes.advertised,
+      relayboxSizeRefusal: (declared) => this.sizes.mailFromRefusal(declared),
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: !(this.auth.hasUsers && smtp.auth.required),
       authRequiredMessage: REPLY.authRequired,
@@ -216,7 +224,7 @@ export class SmtpIngress {
 
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const refusal = this.envelope.recipient(address);
-    if (!refusal) return callback();
+    if (!refusal) return callback(this.sizes.recipientRefusal(session, address.address));
     if (refusal.relayDenied) this.logger.warn({ address: session.remoteAddress, rcpt: address.address }, 'smtp recipient refused: domain not in smtp.allow_recipient_domains');
     callback(refusal.error);
   }
