@@ -72,6 +72,11 @@ export class DeliveryScheduler {
     return this.gate.breakers.snapshot();
   }
 
+  /** A person signed in again for `upstream`: it is no longer set aside. */
+  reconnected(upstream: string): void {
+    this.gate.breakers.close(upstream);
+  }
+
   start(): void {
     this.running = true;
     this.pump();
