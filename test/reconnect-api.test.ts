@@ -103,6 +103,7 @@ describe('Reconnect over the HTTP API', () => {
     const wrong = await call(base, 'POST', '/api/upstreams/gmail/reconnect/complete', { redirect_url: forged.toString() });
     expect(wrong.status).toBe(400);
     expect(wrong.json.error).toMatch(/another sign-in \(its state does not match/);
+    expect(wrong.json.reason).toBe('state_mismatch');
     const noCode = await call(base, 'POST', '/api/upstreams/gmail/reconnect/complete', { redirect_url: 'http://127.0.0.1:1/?state=x' });
     expect(noCode.json.error).toMatch(/no code= in it/);
     expect((await call(base, 'GET', '/api/upstreams/gmail/reconnect')).json.state).toBe('waiting');

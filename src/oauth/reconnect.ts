@@ -12,6 +12,8 @@ export type ReconnectState = 'waiting' | 'done' | 'failed';
 /** A sign-in as the console and the API show it: never a token, a verifier or a device code. */
 export interface ReconnectView {
   upstream: string;
+  /** The mailbox to sign in as (the upstream's `user`). */
+  user: string;
   flow: SignInFlow;
   state: ReconnectState;
   /** What happened, in a sentence (English; the console adds its own headline in the page's language). */
@@ -30,6 +32,8 @@ export class ReconnectRefusal extends Error {
   constructor(
     message: string,
     readonly status: 400 | 404 | 409 | 502,
+    /** A paste to correct, for the console's own words: the address has no code, or another sign-in's state. */
+    readonly reason?: 'no_code' | 'state_mismatch',
   ) {
     super(message);
   }
@@ -98,9 +102,9 @@ export class ReconnectFlows {
     if (paste.exchanging) throw new ReconnectRefusal(`relaybox is already finishing the sign-in for ${upstream}`, 409);
     const params = redirectParams(redirectUrl);
     if (!params.has('error')) {
-      if (!params.get('code')) throw new ReconnectRefusal('that is not the address the browser ended on: it has no code= in it. Copy the whole address from the address bar of the page that says it cannot be reached', 400);
+      if (!params.get('code')) throw new ReconnectRefusal('that is not the address the browser ended on: it has no code= in it. Copy the whole address from the address bar of the page that says it cannot be reached', 400, 'no_code');
       if (params.get('state') !== paste.state) {
-        throw new ReconnectRefusal('that address belongs to another sign-in (its state does not match this one, an old tab?): open the link shown here again, sign in, and paste the address the browser ends on', 400);
+        throw new ReconnectRefusal('that address belongs to another sign-in (its state does not match this one, an old tab?): open the link shown here again, sign in, and paste the address the browser ends on', 400, 'state_mismatch');
       }
     }
     let code: string;
@@ -224,6 +228,7 @@ function viewOf(flow: Flow): ReconnectView {
   const waiting = flow.state === 'waiting';
   return {
     upstream: flow.target.upstream.name,
+    user: flow.target.upstream.user,
     flow: flow.target.flow,
     state: flow.state,
     words: flow.words,

@@ -109,6 +109,6 @@ function hasToken(config: Config, target: SignInTarget): boolean {
 }
 
 function refusal(c: Context<WebEnv>, err: unknown): Response {
-  if (err instanceof ReconnectRefusal) return c.json({ error: err.message }, err.status);
+  if (err instanceof ReconnectRefusal) return c.json({ error: err.message, ...(err.reason ? { reason: err.reason } : {}) }, err.status);
   throw err;
 }
