@@ -88,7 +88,7 @@ describe('Reconnect in the console (headless Chromium)', () => {
     await page.screenshot({ path: `${SCREENSHOTS}-reconnect-done.png` });
     expect(errors).toEqual([]);
     await context.close();
-  });
+  }, 120_000);
 
   it('Google, in Japanese: 再接続 shows the sign-in link; a pasted address of another run is refused, the right one connects', async () => {
     const client = 'desktop.apps.googleusercontent.com';
@@ -125,5 +125,5 @@ describe('Reconnect in the console (headless Chromium)', () => {
     await waitFor(() => getMessage(app.spool.db, id)?.state === 'delivered', 30_000, 'the deferred message delivered');
     expect(errors).toEqual([]);
     await context.close();
-  });
+  }, 120_000);
 });

@@ -125,7 +125,7 @@ describe('Reconnect over the HTTP API', () => {
     expect(app.status.upstream('gmail')?.state).toBe('ok');
     expect(fake.requests.map((r) => r.grant)).toContain('authorization_code');
     expect((await call(base, 'GET', '/api/reconnect')).json.upstreams[0]).toMatchObject({ has_token: true, state: 'done' });
-  });
+  }, 120_000);
 
   it('Microsoft: the device code is polled until the person signs in, and mail waiting for a first token goes out', async () => {
     const fake = { clients: { 'public-app': null }, deviceUser: 'scanner@contoso.com', deviceWaits: ['authorization_pending', 'authorization_pending'] as Array<'authorization_pending'> };
@@ -148,7 +148,7 @@ describe('Reconnect over the HTTP API', () => {
     expect(statSync(join(dir, 'oauth', 'm365.refresh.json')).mode & 0o777).toBe(0o600);
     await waitFor(() => getMessage(app.spool.db, id)?.state === 'delivered', 30_000, 'the waiting message delivered');
     expect((await call(base, 'GET', '/api/reconnect')).json.upstreams[0].has_token).toBe(true);
-  });
+  }, 120_000);
 
   it('a device code nobody uses fails with words when it expires; a cancel ends a sign-in', async () => {
     const fake = { clients: { 'public-app': null }, deviceExpiresIn: 3, deviceWaits: Array(50).fill('authorization_pending') as Array<'authorization_pending'> };
@@ -165,7 +165,7 @@ describe('Reconnect over the HTTP API', () => {
     const cancelled = await call(base, 'DELETE', '/api/upstreams/m365/reconnect');
     expect(cancelled.json).toMatchObject({ state: 'failed', words: 'cancelled by a person' });
     expect((await call(base, 'DELETE', '/api/upstreams/m365/reconnect')).status).toBe(409);
-  });
+  }, 120_000);
 
   it('wants the admin token, and the CSRF header with a console cookie; names what cannot be reconnected', async () => {
     const { base } = await world({ clients: { [GOOGLE_CLIENT]: 'desktop-secret' } }, gmail, 'google');
@@ -190,7 +190,7 @@ describe('Reconnect over the HTTP API', () => {
     const bad = await call(base, 'POST', '/api/upstreams/gmail/reconnect/complete', { url: 'x' });
     expect(bad.status).toBe(400);
     expect(bad.json.error).toMatch(/^redirect_url: expected the whole address/);
-  });
+  }, 120_000);
 });
 
 describe('Reconnect time limits', () => {
@@ -203,5 +203,5 @@ describe('Reconnect time limits', () => {
     expect(failed).toMatchObject({ words: 'no address was pasted within 2 seconds: press Reconnect to start again' });
     expect(failed && failed.authorize_url).toBeUndefined();
     await expect(flows.complete('gmail', 'http://127.0.0.1:1/?code=x&state=y')).rejects.toThrow(/no sign-in for gmail is waiting \(it ended: no address was pasted/);
-  });
+  }, 120_000);
 });
