@@ -1,5 +1,6 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RelayApp } from '../src/app.js';
 import { ReconnectFlows } from '../src/oauth/reconnect.js';
@@ -204,4 +205,24 @@ describe('Reconnect time limits', () => {
     expect(failed && failed.authorize_url).toBeUndefined();
     await expect(flows.complete('gmail', 'http://127.0.0.1:1/?code=x&state=y')).rejects.toThrow(/no sign-in for gmail is waiting \(it ended: no address was pasted/);
   }, 120_000);
+
+  it('logs the sign-in without its code, verifier, state or tokens', async () => {
+    const fake = await FakeOauth.start({ clients: { [GOOGLE_CLIENT]: 'desktop-secret' } });
+    open.push(fake);
+    const config = validateConfig(relayConfig(tempDir(), { upstreams: [{ ...gmail, token_url: fake.tokenUrl, auth_url: fake.authUrl }] }));
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    let connected = '';
+    const flows = new ReconnectFlows({ dataDir: config.data_dir, logger, onConnected: (name) => (connected = name) });
+    const view = await flows.start(signInTarget(config.upstreams[0]!)!);
+    const landed = (await fetch(view.authorize_url!, { redirect: 'manual' })).headers.get('location')!;
+    expect((await flows.complete('gmail', landed)).state).toBe('done');
+    expect(connected).toBe('gmail');
+    const log = lines.join('');
+    expect(log).toContain('reconnect: new sign-in stored');
+    const issued = fake.requests.find((r) => r.grant === 'authorization_code')!;
+    for (const secret of [new URL(landed).searchParams.get('code')!, new URL(landed).searchParams.get('state')!, issued.params.code_verifier!, '1//fake-refresh-', 'ya29.']) {
+      expect(log).not.toContain(secret);
+    }
+  });
 });
