@@ -39,9 +39,8 @@ export interface AuthorizationStart {
 }
 
 /** The consent page's address for an authorization-code sign-in with PKCE, returning to `redirectUri`. */
-export function startAuthorization(target: Pick<SignInTarget, 'upstream' | 'endpoints' | 'provider'>, redirectUri: string): AuthorizationStart {
+export function startAuthorization(target: Pick<SignInTarget, 'upstream' | 'endpoints' | 'provider'>, redirectUri: string, state = newState()): AuthorizationStart {
   const { verifier, challenge } = pkcePair();
-  const state = newState();
   const url = authorizationUrl({
     authUrl: target.endpoints.authUrl,
     clientId: target.upstream.client_id ?? '',
