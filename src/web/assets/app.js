@@ -13,7 +13,8 @@ let authRequired = false;
 
 translatePage();
 initList((text) => showBanner(text));
-initReconnect({ onConnected: () => refreshStatus() });
+// Connected: the deferred mail is due now, so the list changes too.
+initReconnect({ onConnected: () => tick() });
 boot();
 
 async function boot() {
