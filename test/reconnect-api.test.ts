@@ -20,9 +20,9 @@ afterEach(async () => {
 });
 
 /** A fake provider, an SMTP upstream that takes only its tokens, and relaybox whose retries wait an hour. */
-async function world(fakeOptions: FakeOauthOptions, upstream: Record<string, unknown>, style: 'google' | 'microsoft') {
+async function world(fakeOptions: FakeOauthOptions, upstream: Record<string, unknown>, style: 'google' | 'microsoft', rights: { granted: boolean } = { granted: true }) {
   const fake = await FakeOauth.start(fakeOptions);
-  const server = await TestUpstream.start({ tls: true, requireTls: true, xoauth2: (user, token) => fake.accepts(user, token), xoauth2Style: style });
+  const server = await TestUpstream.start({ tls: true, requireTls: true, xoauth2: (user, token) => rights.granted && fake.accepts(user, token), xoauth2Style: style });
   open.push(fake, server);
   const dir = tempDir();
   const ca = join(dir, 'upstream-ca.pem');
@@ -126,6 +126,24 @@ describe('Reconnect over the HTTP API', () => {
     expect(app.status.upstream('gmail')?.state).toBe('ok');
     expect(fake.requests.map((r) => r.grant)).toContain('authorization_code');
     expect((await call(base, 'GET', '/api/reconnect')).json.upstreams[0]).toMatchObject({ has_token: true, state: 'done' });
+  }, 120_000);
+
+  it('the delivery thread drops the access token it holds from before the sign-in: no refused login after Reconnect', async () => {
+    // Gmail refuses every token (the account lacked a right); the person fixes it and signs in again.
+    const rights = { granted: false };
+    const { fake, server, app, port, base } = await world({ clients: { [GOOGLE_CLIENT]: 'desktop-secret' } }, { ...gmail, refresh_token: '1//valid' }, 'google', rights);
+    fake.addRefreshToken('1//valid', { user: 'scanner@example.com', clientId: GOOGLE_CLIENT });
+    const id = await deferredMail(app, port, 'gmail');
+    const refusedBefore = server.tokenRefusals;
+    expect(refusedBefore).toBe(2); // a token, and a fresh one: both refused
+    rights.granted = true;
+    const started = await call(base, 'POST', '/api/upstreams/gmail/reconnect');
+    const landed = (await fetch(started.json.authorize_url, { redirect: 'manual' })).headers.get('location')!;
+    // The tokens of the old sign-in are gone at Google; the thread still holds one that looks good for an hour.
+    fake.expireAccessTokens();
+    expect((await call(base, 'POST', '/api/upstreams/gmail/reconnect/complete', { redirect_url: landed })).json.state).toBe('done');
+    await waitFor(() => getMessage(app.spool.db, id)?.state === 'delivered', 30_000, 'the deferred message delivered');
+    expect(server.tokenRefusals).toBe(refusedBefore);
   }, 120_000);
 
   it('Microsoft: the device code is polled until the person signs in, and mail waiting for a first token goes out', async () => {
