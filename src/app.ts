@@ -68,6 +68,7 @@ export class RelayApp {
       if (e.event === 'dropped') delivery.dropped(e.id);
     });
     events.on('due', () => delivery.due());
+    events.on('reconnected', (e) => delivery.reconnected(e.upstream));
     app.prune();
     try {
       app.smtpBound = await ingress.start();

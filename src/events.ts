@@ -57,6 +57,11 @@ interface EventMap {
   upstream: [UpstreamEvent];
   /** A message became due without a state event (a person's retry): delivery should look now. */
   due: [{ id: number }];
+  /**
+   * A person signed in again for an upstream (the console's Reconnect) and its new refresh token is
+   * stored: delivery should stop setting it aside, and status should stop calling it auth_failed.
+   */
+  reconnected: [{ upstream: string; at: Date }];
 }
 
 /** The typed bus that features listen to; emitters never wait on listeners. */

@@ -3,13 +3,12 @@ import { hostname, userInfo } from 'node:os';
 import { parseDuration } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
 import type { RefreshTokenUpstreamConfig } from '../config/upstreams.js';
-import { AuthorizationError, authorizationUrl, exchangeCode, newState, pkcePair } from '../oauth/authorize.js';
+import { AuthorizationError, exchangeCode, newState } from '../oauth/authorize.js';
 import { assertClockSane } from '../oauth/clock.js';
 import { pollDeviceToken, startDeviceAuthorization } from '../oauth/deviceFlow.js';
 import { TokenError, reasonOf } from '../oauth/errors.js';
-import { removeFile, tokenCachePath } from '../oauth/files.js';
 import { endpointsFor, type OAuthEndpoints, type OAuthProvider } from '../oauth/providers.js';
-import { storeRefreshToken } from '../oauth/refreshStore.js';
+import { startAuthorization, storeSignIn } from '../oauth/signIn.js';
 import { waitForAuthorizationCode } from '../oauth/waitForCode.js';
 import { CliError, EXIT_USAGE, type ConfigFlag } from './common.js';
 import { loadConfig } from './configFile.js';
@@ -81,21 +80,11 @@ function pickUpstream(config: Config, provider: OAuthProvider, name: string | un
 
 /** Authorization code with PKCE through the admin's browser; the redirect lands on loopback or is pasted. */
 async function redirectFlow(provider: OAuthProvider, upstream: RefreshTokenUpstreamConfig, endpoints: OAuthEndpoints, port: number, timeoutMs: number): Promise<string> {
-  const { verifier, challenge } = pkcePair();
   const state = newState();
   const wait = await waitForAuthorizationCode({ port, state, input: process.stdin, tell: (line) => process.stderr.write(`${line}\n`), timeoutMs });
   try {
-    const url = authorizationUrl({
-      authUrl: endpoints.authUrl,
-      clientId: upstream.client_id ?? '',
-      redirectUri: wait.redirectUri,
-      scope: endpoints.scope,
-      state,
-      challenge,
-      loginHint: upstream.user,
-      // Google hands out a refresh token only for offline access, and again only with a fresh consent.
-      extra: provider === 'google' ? { access_type: 'offline', prompt: 'consent' } : { response_mode: 'query' },
-    });
+    // The same consent request as the console's Reconnect (src/oauth/signIn.ts).
+    const { url, verifier } = startAuthorization({ upstream, endpoints, provider }, wait.redirectUri, state);
     out(`Authorize relaybox to send mail as ${upstream.user} (upstream "${upstream.name}", ${provider === 'google' ? 'Google' : 'Microsoft 365'}).`);
     out();
     out(`1. Open this address in a browser and sign in as ${upstream.user}:`);
@@ -155,14 +144,8 @@ async function deviceFlow(provider: OAuthProvider, upstream: RefreshTokenUpstrea
 async function store(config: Config, upstream: RefreshTokenUpstreamConfig, endpoints: OAuthEndpoints, refreshToken: string): Promise<void> {
   let path: string;
   try {
-    path = await storeRefreshToken(config.data_dir, upstream.name, {
-      refreshToken,
-      clientId: upstream.client_id ?? '',
-      scope: endpoints.scope,
-      configured: upstream.refresh_token,
-    });
-    // An access token from the old refresh token may belong to a revoked grant: start clean.
-    await removeFile(tokenCachePath(config.data_dir, upstream.name));
+    // Stored as the console's Reconnect stores it; the cached access token is dropped.
+    path = await storeSignIn({ dataDir: config.data_dir, target: { upstream, endpoints }, refreshToken });
   } catch (err) {
     throw new CliError(`cannot store the refresh token in ${config.data_dir}/oauth: ${reasonOf(err)} (run as the user relaybox runs as, or with sudo)`);
   }

@@ -106,6 +106,12 @@ export class CircuitBreakers {
     return true;
   }
 
+  /** Something a person did fixed the upstream (a new sign-in): mail may go to it at once. */
+  close(upstream: string): void {
+    this.open.get(upstream)?.probe?.settle();
+    this.open.delete(upstream);
+  }
+
   /** When the upstream's next probe is due, while its breaker is open. */
   nextProbeAt(upstream: string): number | null {
     return this.open.get(upstream)?.nextProbeAt ?? null;

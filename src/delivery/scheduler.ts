@@ -76,6 +76,12 @@ export class DeliveryScheduler {
     return this.gate.breakers.snapshot();
   }
 
+  /** A person signed in again for `upstream`: it is no longer set aside, and asks for a token from the new sign-in. */
+  reconnected(upstream: string): void {
+    this.gate.breakers.close(upstream);
+    this.options.upstreams.find((u) => u.name === upstream)?.signedInAgain?.();
+  }
+
   start(): void {
     this.running = true;
     this.pump();

@@ -43,6 +43,8 @@ export class DeliveryThread {
   private closed = false;
   /** Upstreams the last thread found down: an idle stop must not make relaybox forget them. */
   private openBreakers: OpenBreaker[] = [];
+  /** Reconnected while a thread was stopping: its list of open breakers is out of date for these. */
+  private reconnectedWhileStopping = new Set<string>();
 
   constructor(private readonly options: DeliveryThreadOptions) {}
 
@@ -77,6 +79,13 @@ export class DeliveryThread {
   due(): void {
     this.dueWaiting = true;
     this.flush();
+  }
+
+  /** A person signed in again for `upstream` (the console): no thread, now or next, sets it aside. */
+  reconnected(upstream: string): void {
+    this.openBreakers = this.openBreakers.filter((b) => b.upstream !== upstream);
+    if (this.idleStop) this.reconnectedWhileStopping.add(upstream);
+    else if (this.worker) this.post({ type: 'reconnected', upstream });
   }
 
   dropped(id: number): void {
@@ -145,7 +154,10 @@ export class DeliveryThread {
   }
 
   private heard(message: FromDelivery): void {
-    if (message.type === 'breakers') this.openBreakers = message.open;
+    if (message.type === 'breakers') {
+      this.openBreakers = message.open.filter((b) => !this.reconnectedWhileStopping.has(b.upstream));
+      this.reconnectedWhileStopping.clear();
+    }
     else if (message.type === 'events') {
       for (const e of message.events) {
         if ('message' in e) this.options.events.emit('message', e.message);
@@ -155,7 +167,12 @@ export class DeliveryThread {
       // It has handled everything sent to it and has nothing to do: let it go.
       this.idleStop = this.requestStop(0, true).then((how) => {
         this.idleStop = null;
-        if (how === 'busy') this.flush();
+        if (how === 'busy') {
+          // The thread stays: it must hear of what was reconnected while it offered to stop.
+          for (const upstream of this.reconnectedWhileStopping) this.post({ type: 'reconnected', upstream });
+          this.reconnectedWhileStopping.clear();
+          this.flush();
+        }
         else void this.look();
       });
     }

@@ -30,6 +30,8 @@ export type ToDelivery =
   | { type: 'queued'; messages: ClaimedMessage[] }
   | { type: 'due' }
   | { type: 'dropped'; id: number }
+  /** A person signed in again for the upstream: its breaker closes (the due mail follows as `due`). */
+  | { type: 'reconnected'; upstream: string }
   /** `idle`: the answer to an `idle` offer, refused (`busy`) if work came up meanwhile. */
   | { type: 'stop'; graceMs: number; idle?: boolean };
 
@@ -110,6 +112,8 @@ try {
         return scheduler.wake();
       case 'dropped':
         return spool.forget(message.id);
+      case 'reconnected':
+        return scheduler.reconnected(message.upstream);
       case 'stop':
         // A retry may have fallen due between the offer and this answer: finish it first.
         if (message.idle && scheduler.busy) return post({ type: 'busy' });

@@ -88,6 +88,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
       this.emit('change');
     });
     options.events.on('due', () => this.emit('change'));
+    options.events.on('reconnected', (e) => this.onReconnected(e.upstream));
     options.disk?.on('change', () => this.emit('change'));
   }
 
@@ -145,6 +146,15 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     if (changed || e.ok) this.emit('change');
     if (next.state !== current.state || next.last_error !== current.last_error) this.saveSoon(SAVE_AFTER_MS);
     else if (next.last_ok !== current.last_ok) this.saveSoon(Math.max(SAVE_AFTER_MS, this.lastSaved + SAVE_SUCCESS_EVERY_MS - Date.now()));
+  }
+
+  /** A new sign-in is stored: not known to work until a delivery says so, but no longer refused. */
+  private onReconnected(upstream: string): void {
+    const current = this.upstreams.get(upstream);
+    if (!current) return;
+    this.upstreams.set(upstream, { ...current, state: 'unknown', hint: null, next_probe_at: null });
+    this.emit('change');
+    this.saveSoon(SAVE_AFTER_MS);
   }
 
   private saveSoon(delayMs: number): void {

@@ -61,6 +61,10 @@ export class GmailApiUpstream implements Upstream {
     this.session.close();
   }
 
+  signedInAgain(): void {
+    this.session.tokens.source.invalidate();
+  }
+
   private mediaUpload(message: Buffer): Promise<HttpsResponse> {
     return this.session.call(() => ({
       method: 'POST',

@@ -76,6 +76,10 @@ export class OAuthSmtpUpstream implements Upstream {
     await this.smtp.close();
   }
 
+  signedInAgain(): void {
+    this.tokens.source.invalidate();
+  }
+
   private async token(): Promise<AccessToken> {
     try {
       return await this.tokens.source.getToken();

@@ -92,6 +92,8 @@ export interface Upstream {
   /** `body` makes a fresh stream of the raw message each time it is called. */
   send(envelope: Envelope, body: BodyFactory, options?: SendOptions): Promise<SendResult>;
   close(): Promise<void>;
+  /** OAuth upstreams: a person signed in again (the console's Reconnect); an access token in memory is from before. */
+  signedInAgain?(): void;
 }
 
 /** `delivery.timeouts`: how long setting up an upstream session may take, step by step (ms). */

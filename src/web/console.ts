@@ -17,6 +17,7 @@ import { apiRoutes } from './api.js';
 import { WebAuth, type WebEnv } from './auth.js';
 import { backupDownload } from './backup.js';
 import { logCsv } from './csv.js';
+import { reconnectRoutes } from './reconnect.js';
 
 /** Beside this module in src/ (tests) and in dist/ (the build copies them). */
 const ASSETS_DIR = fileURLToPath(new URL('./assets/', import.meta.url));
@@ -57,16 +58,19 @@ export class ConsoleRoutes {
   readonly listener: RequestListener;
   private readonly auth: WebAuth;
   private readonly assets = loadAssets();
+  private readonly reconnect: ReturnType<typeof reconnectRoutes>;
 
   constructor(private readonly deps: ConsoleDeps) {
     const { config } = deps.context;
     this.auth = new WebAuth(config.http.admin_token, `relaybox_session_${config.http.listen.port}`, { events: deps.context.events, logger: deps.context.logger });
+    this.reconnect = reconnectRoutes(deps.context);
     this.listener = getRequestListener(this.app().fetch, { overrideGlobalObjects: false });
   }
 
-  /** Forgets every session: a stopped console lets nobody in. */
+  /** Forgets every session and ends every sign-in: a stopped console lets nobody in. */
   close(): void {
     this.auth.clear();
+    this.reconnect.close();
   }
 
   private app(): Hono<WebEnv> {
@@ -94,6 +98,7 @@ export class ConsoleRoutes {
     app.get('/api/log.csv', logCsv(config.data_dir));
     app.get('/api/backup', backupDownload({ config, configPath: this.deps.context.configPath, logger }));
     app.route('/api', apiRoutes({ ...this.deps.context, lockouts: this.deps.lockouts }));
+    app.route('/api', this.reconnect.routes);
 
     app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
     app.onError((err, c) => {

@@ -28,6 +28,8 @@ export interface FakeOauthOptions {
   deviceWaits?: Array<'authorization_pending' | 'slow_down'>;
   /** Device flow: the mailbox the person signs in as. */
   deviceUser?: string;
+  /** Device flow: how long a user code lasts, in seconds (600 when not given). */
+  deviceExpiresIn?: number;
   /** Entra apps with a certificate credential: client_id → the certificate's public key and SHA-1 thumbprint (base64url). */
   certificates?: Record<string, { publicKey: KeyObject | string; thumbprint: string }>;
 }
@@ -140,7 +142,7 @@ export class FakeOauth {
     if (!(params.client_id! in (this.options.clients ?? {}))) return json(res, 400, { error: 'invalid_client' });
     const deviceCode = `device-${randomBytes(8).toString('hex')}`;
     this.devices.set(deviceCode, { clientId: params.client_id!, scope: params.scope ?? '', polls: 0 });
-    json(res, 200, { device_code: deviceCode, user_code: 'ABCD-EFGH', verification_uri: `${this.url}/device`, expires_in: 600, interval: 1 });
+    json(res, 200, { device_code: deviceCode, user_code: 'ABCD-EFGH', verification_uri: `${this.url}/device`, expires_in: this.options.deviceExpiresIn ?? 600, interval: 1 });
   }
 
   private token(grant: string, p: Record<string, string>): [number, Record<string, unknown>] {

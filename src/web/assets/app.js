@@ -4,6 +4,7 @@ import { $, age, api, bytes, clear, h, HttpError, pill, setCsrf, time } from './
 import { showDetail, stopDetail } from './detail.js';
 import { t, translatePage } from './i18n.js';
 import { initList, refreshList, reloadList, showCounts } from './list.js';
+import { initReconnect, loadReconnect, reconnectButton } from './reconnect.js';
 
 const STATUS_EVERY_MS = 5000;
 
@@ -12,6 +13,8 @@ let authRequired = false;
 
 translatePage();
 initList((text) => showBanner(text));
+// Connected: the deferred mail is due now, so the list changes too.
+initReconnect({ onConnected: () => tick() });
 boot();
 
 async function boot() {
@@ -98,7 +101,7 @@ function showBanner(text) {
 async function refreshStatus() {
   let s;
   try {
-    s = await api('/api/status');
+    [s] = await Promise.all([api('/api/status'), loadReconnect()]);
     showBanner('');
   } catch (err) {
     if (!(err instanceof HttpError)) showBanner(t('error.offline'));
@@ -130,6 +133,7 @@ async function refreshStatus() {
       u.last_error ? h('span', { className: 'error-text' }, `${t('upstreams.lastError')}: ${time(u.last_error_at)} — ${u.last_error}`) : null,
       u.last_error && u.hint ? h('span', { className: 'hint' }, `${t('hint.label')}: ${u.hint}`) : null,
       u.next_probe_at ? h('span', { className: 'next-probe' }, `${t('upstreams.skipped')} ${time(u.next_probe_at)}`) : null,
+      reconnectButton(name, u.state),
     ),
   );
   clear($('#upstreams')).append(...items);

@@ -74,9 +74,11 @@ export function cell(labelKey, ...children) {
 }
 
 export class HttpError extends Error {
-  constructor(status, message) {
+  /** `body`: the server's whole JSON answer (some carry a `reason` the page words itself). */
+  constructor(status, message, body = {}) {
     super(message);
     this.status = status;
+    this.body = body;
   }
 }
 
@@ -94,7 +96,7 @@ export async function api(path, { method = 'GET', body } = {}) {
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
     if (res.status === 401) document.dispatchEvent(new CustomEvent('relaybox:unauthorized'));
-    throw new HttpError(res.status, data.error || res.statusText);
+    throw new HttpError(res.status, data.error || res.statusText, data);
   }
   return data;
 }
