@@ -72,7 +72,7 @@ export function explainSignInError(err: unknown, ctx: SignInContext): string | u
   const words = refusalWords(code, text, ctx);
   if (words) return words;
   const provider = ctx.provider === 'google' ? 'Google' : 'Microsoft';
-  const raw = err instanceof AuthorizationError ? `${code}${text ? `: ${text}` : ''}` : text;
+  const raw = (err instanceof AuthorizationError ? `${code}${text ? `: ${text}` : ''}` : text).replace(/[.。]\s*$/, '');
   if (err instanceof TokenError && err.failure !== 'refused') return `${raw}${ja ? '。' : '. '}${NOTHING[lang]}`;
   return ja ? `${provider} がサインインを拒否しました: ${raw}。${NOTHING.ja}` : `${provider} refused the sign-in: ${raw}. ${NOTHING.en}`;
 }
@@ -84,9 +84,21 @@ function refusalWords(code: string, text: string, ctx: SignInContext): string | 
   const entra = ENTRA[lang];
   const end = NOTHING[lang];
   if (aadsts === '7000218') {
+    // In the browser flow a redirect URI registered under "Web" makes Entra want a secret too.
+    const web =
+      ctx.stage === 'exchange'
+        ? ja
+          ? '（ブラウザーでのサインインでは、リダイレクト URI http://127.0.0.1 を「Web」ではなく「モバイル アプリケーションとデスクトップ アプリケーション」に登録してください。）'
+          : ' (For the browser sign-in, the redirect URI http://127.0.0.1 must be under "Mobile and desktop applications", not "Web".)'
+        : '';
     return ja
-      ? `Microsoft がサインインを拒否しました: アプリの登録でパブリック クライアント フローが許可されていません。${entra} > 認証 > 詳細設定 で「パブリック クライアント フローを許可する」を「はい」にしてから、もう一度コマンドを実行してください。${end}`
-      : `Microsoft refused the sign-in: the app registration does not allow public client flows. ${entra} > Authentication > Advanced settings: set "Allow public client flows" to Yes, then run the command again. ${end}`;
+      ? `Microsoft がサインインを拒否しました: アプリの登録でパブリック クライアント フローが許可されていません。${entra} > 認証 > 詳細設定 で「パブリック クライアント フローを許可する」を「はい」にしてから、もう一度コマンドを実行してください。${web}${end}`
+      : `Microsoft refused the sign-in: the app registration does not allow public client flows. ${entra} > Authentication > Advanced settings: set "Allow public client flows" to Yes, then run the command again.${web} ${end}`;
+  }
+  if (aadsts === '700025') {
+    return ja
+      ? `Microsoft がサインインを拒否しました: このアプリはパブリック クライアントなので client_secret を受け付けません。配送先 ${ctx.upstream} から client_secret を削除して、もう一度コマンドを実行してください。${end}`
+      : `Microsoft refused the sign-in: the app is a public client, which takes no client_secret. Remove client_secret from upstream ${ctx.upstream}, then run the command again. ${end}`;
   }
   if (aadsts === '50011') {
     return ja
