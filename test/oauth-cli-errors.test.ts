@@ -164,5 +164,8 @@ describe('relaybox oauth: the errors a person meets, in words with the fix', () 
     const { err, out } = await finished(['oauth', 'microsoft', '--device', '--config', ms.file], { LC_ALL: 'ja_JP.UTF-8' });
     expect(out).toContain('scanner@contoso.com でサインインしてください。コードの有効期間は 10分 です。');
     expect(err).toContain('「パブリック クライアント フローを許可する」を「はい」にしてから、もう一度コマンドを実行してください。何も保存していません。');
+    const noGoogle = await finished(['oauth', 'google', '--device', '--config', ms.file], { LANG: 'ja_JP.UTF-8' });
+    expect(noGoogle.err).toBe('relaybox: 設定に種類 gmail-oauth2 または gmail-api の配送先がありません: 追加してから（SPEC の「upstreams」を参照）もう一度実行してください\n');
+    expect(noGoogle.code).toBe(2);
   });
 });

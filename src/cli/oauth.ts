@@ -48,14 +48,11 @@ export function registerOAuthCommands(program: Command): void {
       if (timeoutMs === undefined || timeoutMs <= 0) throw new CliError(`--timeout: expected a duration like 10m, got "${flags.timeout}"`, EXIT_USAGE);
       const config = loadConfig(flags);
       if (flags.gmailApi && provider !== 'google') throw new CliError('--gmail-api is for relaybox oauth google', EXIT_USAGE);
-      const upstream = pickUpstream(config, provider, flags.upstream, flags.gmailApi ? 'gmail-api' : undefined);
-      const endpoints = endpointsFor(upstream);
-      if (endpoints.grant !== 'refresh_token') {
-        const how = endpoints.grant === 'service_account' ? 'a service account' : 'app-only access (client credentials)';
-        throw new CliError(`upstream ${upstream.name} uses ${how}: it needs no refresh token and no sign-in`, EXIT_USAGE);
-      }
       const lang = cliLang();
       const words = oauthWords(lang);
+      const upstream = pickUpstream({ config, provider, name: flags.upstream, words, ...(flags.gmailApi ? { only: 'gmail-api' as const } : {}) });
+      const endpoints = endpointsFor(upstream);
+      if (endpoints.grant !== 'refresh_token') throw new CliError(words.noSignInNeeded(upstream.name, endpoints.grant), EXIT_USAGE);
       const ctx: SignInContext = { provider, upstream: upstream.name, user: upstream.user, lang, stage: 'redirect', ...(upstream.client_id ? { clientId: upstream.client_id } : {}), ...(port ? { port } : {}) };
       // Until the token is stored, Ctrl-C leaves nothing behind: say so, the way a shell expects.
       const interrupted = () => {
@@ -88,17 +85,18 @@ export function registerOAuthCommands(program: Command): void {
     });
 }
 
-function pickUpstream(config: Config, provider: OAuthProvider, name: string | undefined, only?: RefreshTokenUpstreamConfig['type']): RefreshTokenUpstreamConfig {
+function pickUpstream(options: { config: Config; provider: OAuthProvider; name: string | undefined; only?: RefreshTokenUpstreamConfig['type']; words: OAuthWords }): RefreshTokenUpstreamConfig {
+  const { config, provider, name, only, words } = options;
   const types: string[] = only ? [only] : TYPES_OF[provider];
   const fits = (u: Config['upstreams'][number]): u is RefreshTokenUpstreamConfig => types.includes(u.type);
   if (name) {
     const named = config.upstreams.find((u) => u.name === name);
-    if (!named) throw new CliError(`no upstream named "${name}" (have: ${config.upstreams.map((u) => u.name).join(', ')})`, EXIT_USAGE);
-    if (!fits(named)) throw new CliError(`upstream ${name} is of type ${named.type}; relaybox oauth ${provider}${only ? ` --${only}` : ''} is for type ${types.join(' or ')}`, EXIT_USAGE);
+    if (!named) throw new CliError(words.noSuchUpstream(name, config.upstreams.map((u) => u.name).join(', ')), EXIT_USAGE);
+    if (!fits(named)) throw new CliError(words.wrongType(name, named.type, `relaybox oauth ${provider}${only ? ` --${only}` : ''}`, types.join(words.or)), EXIT_USAGE);
     return named;
   }
   const first = config.upstreams.filter(fits)[0];
-  if (!first) throw new CliError(`no upstream of type ${types.join(' or ')} in the configuration: add one (see SPEC, "upstreams") and run this again`, EXIT_USAGE);
+  if (!first) throw new CliError(words.noneOfType(types.join(words.or)), EXIT_USAGE);
   return first;
 }
 

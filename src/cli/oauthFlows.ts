@@ -94,7 +94,7 @@ export async function redirectFlow(options: FlowOptions): Promise<string> {
 export async function deviceFlow(options: FlowOptions): Promise<string> {
   const { provider, upstream, endpoints, words, lang } = options;
   if (provider !== 'microsoft' || !endpoints.deviceUrl) {
-    throw new CliError('Google does not allow Gmail scopes in the device flow: run without --device (a loopback redirect, or paste the address)', EXIT_USAGE);
+    throw new CliError(words.googleDevice, EXIT_USAGE);
   }
   const clientId = upstream.client_id ?? '';
   options.onStage?.('device');

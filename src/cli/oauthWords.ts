@@ -47,6 +47,13 @@ export interface OAuthWords {
   replaces(upstream: string): string;
   serveUses: string;
   cannotStore(dir: string, reason: string): string;
+  noSuchUpstream(name: string, have: string): string;
+  wrongType(name: string, type: string, command: string, types: string): string;
+  noneOfType(types: string): string;
+  noSignInNeeded(name: string, grant: 'service_account' | 'client_credentials'): string;
+  googleDevice: string;
+  /** Joins alternatives: `gmail-oauth2 or gmail-api`. */
+  or: string;
 }
 
 const EN: OAuthWords = {
@@ -73,6 +80,13 @@ const EN: OAuthWords = {
   replaces: (upstream) => `It replaces the refresh_token in the configuration of upstream ${upstream}; you may remove that one.`,
   serveUses: 'relaybox serve uses it from its next delivery attempt; no restart needed. Try:',
   cannotStore: (dir, reason) => `cannot store the refresh token in ${dir}/oauth: ${reason} (run as the user relaybox runs as, or with sudo)`,
+  noSuchUpstream: (name, have) => `no upstream named "${name}" (have: ${have})`,
+  wrongType: (name, type, command, types) => `upstream ${name} is of type ${type}; ${command} is for type ${types}`,
+  noneOfType: (types) => `no upstream of type ${types} in the configuration: add one (see SPEC, "upstreams") and run this again`,
+  noSignInNeeded: (name, grant) =>
+    `upstream ${name} uses ${grant === 'service_account' ? 'a service account' : 'app-only access (client credentials)'}: it needs no refresh token and no sign-in`,
+  or: ' or ',
+  googleDevice: 'Google does not allow Gmail scopes in the device flow: run without --device (a loopback redirect, or paste the address)',
 };
 
 const JA: OAuthWords = {
@@ -99,6 +113,13 @@ const JA: OAuthWords = {
   replaces: (upstream) => `設定ファイルにある配送先 ${upstream} の refresh_token の代わりにこれを使います。設定の方は削除してかまいません。`,
   serveUses: 'relaybox serve は次の配送からこれを使います。再起動は不要です。試すには:',
   cannotStore: (dir, reason) => `リフレッシュ トークンを ${dir}/oauth に保存できません: ${reason}（relaybox を実行するユーザーで、または sudo で実行してください）`,
+  noSuchUpstream: (name, have) => `「${name}」という配送先はありません（設定にあるのは: ${have}）`,
+  wrongType: (name, type, command, types) => `配送先 ${name} の種類は ${type} です。${command} は種類 ${types} の配送先用です`,
+  noneOfType: (types) => `設定に種類 ${types} の配送先がありません: 追加してから（SPEC の「upstreams」を参照）もう一度実行してください`,
+  noSignInNeeded: (name, grant) =>
+    `配送先 ${name} は${grant === 'service_account' ? 'サービス アカウント' : 'アプリのみのアクセス（クライアント資格情報）'}を使うため、リフレッシュ トークンもサインインも不要です`,
+  or: ' または ',
+  googleDevice: 'Google はデバイス コード フローで Gmail のスコープを許可していません: --device を付けずに実行してください（ブラウザーからのリダイレクト、またはアドレスの貼り付け）',
 };
 
 export function oauthWords(lang: SignInLang): OAuthWords {
