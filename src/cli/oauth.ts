@@ -35,10 +35,10 @@ export function registerOAuthCommands(program: Command): void {
     .description('walk a person through getting a refresh token for a gmail-oauth2, gmail-api or microsoft365-oauth2 upstream, and store it')
     .argument('<provider>', 'google or microsoft')
     .option('--upstream <name>', 'the configured upstream to authorize (default: the first of that type)')
-    .option('--port <port>', 'loopback port for the redirect (default: any free port)', '0')
+    .option('--port <port>', 'loopback port for the redirect, so an ssh -L tunnel can be opened first (default: any free port)', '0')
     .option('--device', 'Microsoft only: sign in with a code on any device instead of a redirect')
     .option('--gmail-api', 'Google only: for a gmail-api upstream (asks for the gmail.send scope, not full mail access)')
-    .option('--timeout <duration>', 'how long to wait for the sign-in', '10m')
+    .option('--timeout <duration>', 'how long to wait for the sign-in, in every flow (with --device: at most the code\'s life)', '10m')
     .option('--config <file>', 'configuration file')
     .action(async (provider: string, flags: OAuthFlags) => {
       if (provider !== 'google' && provider !== 'microsoft') throw new CliError(`expected "google" or "microsoft", got "${provider}"`, EXIT_USAGE);
