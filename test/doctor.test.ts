@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { formatFinding, type Finding } from '../src/doctor/report.js';
 import { runDoctor, type DoctorOptions } from '../src/doctor/run.js';
 import { FakeDns, type DnsTable } from './helpers/fakeDns.js';
+import { FakeOauth } from './helpers/fakeOauth.js';
 import { relayConfig } from './helpers/relay.js';
 import { TestUpstream, type TestUpstreamOptions } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
@@ -203,22 +204,24 @@ describe('relaybox doctor against loopback upstreams and a fake DNS server', () 
     expect(lines(nested.findings, 'sender example.com', 'OK')[0]).toBe('SPF: includes _spf.google.com (Google) through spf.example.net');
   });
 
-  it('says OAuth upstreams are authenticated at send time after checking the transport', async () => {
+  it("checks an OAuth upstream's transport, then gets a fresh token once (the login itself is left to send-test)", async () => {
     const dir = tempDir();
     const dns = await fakeDns();
+    const tokens = await FakeOauth.start({ clients: { 'id.apps.googleusercontent.com': 'x' } });
+    closers.push(tokens);
+    tokens.addRefreshToken('r', { user: 'scanner@example.com', clientId: 'id.apps.googleusercontent.com' });
     const up = await upstream({ tls: true, xoauth2: () => true });
     const { findings } = await doctor(
       dir,
       {
         upstreams: [
-          { name: 'gmail', type: 'gmail-oauth2', user: 'scanner@example.com', client_id: 'id.apps.googleusercontent.com', client_secret: 'x', refresh_token: 'r', host: '127.0.0.1', port: up.port, tls: { ca: caFile(dir, up) } },
+          { name: 'gmail', type: 'gmail-oauth2', user: 'scanner@example.com', client_id: 'id.apps.googleusercontent.com', client_secret: 'x', refresh_token: 'r', host: '127.0.0.1', port: up.port, tls: { ca: caFile(dir, up) }, token_url: tokens.tokenUrl },
         ],
       },
       { dns },
     );
-    expect(lines(findings, 'upstream gmail')).toContain(
-      'AUTH: XOAUTH2 offered; the token for scanner@example.com is checked at send time (OAuth): try relaybox send-test --to you@example.com',
-    );
+    expect(lines(findings, 'upstream gmail')).toContain('AUTH: XOAUTH2 offered for scanner@example.com; a real send proves the rest: relaybox send-test --to you@example.com');
+    expect(lines(findings, 'upstream gmail')).toContain('token: refresh token from the configuration: the token endpoint gave a fresh access token (no mail sent)');
     expect(lines(findings, 'upstream gmail', 'FAIL')).toEqual([]);
     expect(up.logins).toBe(0);
   });

@@ -1,70 +1,16 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../src/config/load.js';
 import type { OAuthUpstreamConfig } from '../src/config/upstreams.js';
 import { refreshTokenPath } from '../src/oauth/files.js';
 import { tokenSourceFor } from '../src/oauth/sources.js';
-import { FakeOauth } from './helpers/fakeOauth.js';
-import { CLI, relayConfig, runCli } from './helpers/relay.js';
-import { tempDir } from './helpers/tmp.js';
+import type { FakeOauth } from './helpers/fakeOauth.js';
+import { AUTH_URL_LINE, GOOGLE_CLIENT, gmail, m365, runCleanup, setup, start } from './helpers/oauthCli.js';
+import { runCli } from './helpers/relay.js';
 
-const cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const done of cleanup.splice(0)) await done();
-});
-
-const GOOGLE_CLIENT = 'desktop.apps.googleusercontent.com';
-
-async function setup(upstreams: Array<Record<string, unknown>>, fakeOptions: Parameters<typeof FakeOauth.start>[0]) {
-  const fake = await FakeOauth.start(fakeOptions);
-  cleanup.push(() => fake.close());
-  const dir = tempDir();
-  const file = join(dir, 'relaybox.yaml');
-  const withEndpoints = upstreams.map((u) => (String(u.type).endsWith('oauth2') ? { ...u, token_url: fake.tokenUrl, auth_url: fake.authUrl } : u));
-  writeFileSync(file, stringify(relayConfig(dir, { upstreams: withEndpoints })));
-  return { fake, dir, file };
-}
-
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-  /** Resolves with the first printed line that matches. */
-  line(pattern: RegExp): Promise<RegExpExecArray>;
-}
-
-/** The CLI as a person runs it in a terminal: we read what it prints and may type into it. */
-function start(args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  cleanup.push(() => void (child.exitCode === null && child.kill('SIGKILL')));
-  let stdout = '';
-  let stderr = '';
-  const waiters: Array<() => void> = [];
-  child.stdout.on('data', (d) => {
-    stdout += d;
-    for (const w of waiters) w();
-  });
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const line = (pattern: RegExp) =>
-    new Promise<RegExpExecArray>((resolve, reject) => {
-      const check = () => {
-        const m = pattern.exec(stdout);
-        if (m) resolve(m);
-      };
-      waiters.push(check);
-      check();
-      void exited.then(() => reject(new Error(`exited before printing ${pattern}:\n${stdout}\n${stderr}`)));
-    });
-  return { child, stdout: () => stdout, stderr: () => stderr, exited, line };
-}
-
-const gmail = { name: 'gmail', type: 'gmail-oauth2', user: 'scanner@example.com', client_id: GOOGLE_CLIENT, client_secret: 'desktop-secret' };
-const AUTH_URL_LINE = /^ {3}(http:\/\/127\.0\.0\.1:\d+\/authorize\?\S+)$/m;
+afterEach(runCleanup);
 
 function expectStored(dir: string, fake: FakeOauth, upstream = 'gmail'): string {
   const path = refreshTokenPath(dir, upstream);
@@ -83,7 +29,7 @@ describe('relaybox oauth', () => {
     const { fake, dir, file } = await setup([{ name: 'outbox', type: 'file', dir: 'x' }, gmail], { clients: { [GOOGLE_CLIENT]: 'desktop-secret' } });
     const cli = start(['oauth', 'google', '--config', file]);
     const url = new URL((await cli.line(AUTH_URL_LINE))[1]!);
-    await cli.line(/Waiting for the browser/);
+    await cli.line(/Waiting up to 10 minutes for the browser, or paste the address here:/);
     expect(Object.fromEntries(url.searchParams)).toMatchObject({
       client_id: GOOGLE_CLIENT, response_type: 'code', scope: 'https://mail.google.com/', code_challenge_method: 'S256',
       access_type: 'offline', prompt: 'consent', login_hint: 'scanner@example.com',
@@ -119,12 +65,29 @@ describe('relaybox oauth', () => {
     expectStored(dir, fake);
   });
 
+  it('microsoft: the browser flow with the delegated scope, the redirect pasted', async () => {
+    const { fake, dir, file } = await setup([m365], { clients: { 'public-app': null } });
+    const cli = start(['oauth', 'microsoft', '--config', file]);
+    const url = new URL((await cli.line(AUTH_URL_LINE))[1]!);
+    expect(Object.fromEntries(url.searchParams)).toMatchObject({ scope: 'https://outlook.office.com/SMTP.Send offline_access', response_mode: 'query', code_challenge_method: 'S256' });
+    await cli.line(/Waiting up to 10 minutes/);
+    expect(cli.stdout()).toContain('Mobile and desktop applications');
+    const answer = await fetch(url, { redirect: 'manual' });
+    cli.child.stdin.write(`${answer.headers.get('location')}\n`);
+    expect(await cli.exited).toBe(0);
+    // A public client: no secret travels; Microsoft wants the scope again at the exchange.
+    expect(fake.requests[0]!.params).toMatchObject({ grant_type: 'authorization_code', scope: 'https://outlook.office.com/SMTP.Send offline_access' });
+    expect(fake.requests[0]!.params.client_secret).toBeUndefined();
+    expectStored(dir, fake, 'm365');
+  });
+
   it('microsoft --device: polls until the person signed in, and stores the token', async () => {
-    const m365 = { name: 'm365', type: 'microsoft365-oauth2', user: 'scanner@contoso.com', client_id: 'public-app' };
     const { fake, dir, file } = await setup([m365], { clients: { 'public-app': null }, deviceUser: 'scanner@contoso.com' });
     const { code, stdout } = await runCli(['oauth', 'microsoft', '--device', '--config', file]);
     expect(code).toBe(0);
     expect(stdout).toContain('enter the code ABCD-EFGH');
+    expect(stdout).toContain('Sign in as scanner@contoso.com. The code is valid for 10 minutes.');
+    expect(stdout).toContain('Waiting up to 10 minutes for the sign-in');
     expect(fake.requests.map((r) => [r.grant, r.status])).toEqual([['device_code', 400], ['device_code', 200]]);
     expectStored(dir, fake, 'm365');
   });
@@ -139,5 +102,26 @@ describe('relaybox oauth', () => {
     expect(appOnly.stderr).toContain('upstream app uses app-only access (client credentials): it needs no refresh token');
     const wrong = await runCli(['oauth', 'google', '--upstream', 'app', '--config', file]);
     expect(wrong.stderr).toContain('upstream app is of type microsoft365-oauth2');
+  });
+});
+
+describe('relaybox check-config: which grant each OAuth upstream uses', () => {
+  it('names the grant and why, and how to get the other one', async () => {
+    const { file } = await setup(
+      [
+        { name: 'm365', type: 'microsoft365-oauth2', user: 'a@contoso.com', tenant_id: 'contoso.onmicrosoft.com', client_id: 'x', client_secret: 's' },
+        { name: 'delegated', type: 'microsoft365-oauth2', user: 'b@contoso.com', client_id: 'y' },
+        { name: 'confidential', type: 'microsoft365-oauth2', user: 'c@contoso.com', client_id: 'z', client_secret: 's', grant: 'refresh_token' },
+        gmail,
+      ],
+      {},
+    );
+    const { code, stdout } = await runCli(['check-config', '--config', file]);
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    expect(lines).toContain('oauth m365: app-only (client credentials) because client_secret is set and grant is not given; set grant: refresh_token to sign in as the user');
+    expect(lines).toContain('oauth delegated: delegated (refresh token of b@contoso.com; sign in with: sudo relaybox oauth microsoft --device --upstream delegated) because no client_secret is set and grant is not given');
+    expect(lines).toContain('oauth confidential: delegated (refresh token of c@contoso.com; sign in with: sudo relaybox oauth microsoft --device --upstream confidential) because grant: refresh_token is set');
+    expect(lines).toContain('oauth gmail: refresh token of scanner@example.com (sign in with: sudo relaybox oauth google --upstream gmail) because client_id and client_secret are set, not service_account_key');
   });
 });

@@ -129,7 +129,7 @@ describe('XOAUTH2 delivery end to end', () => {
       const m = getMessage(app.spool.db, id);
       return m?.state === 'deferred' && m;
     });
-    const reply = 'invalid_grant: the refresh token was revoked or expired (an External consent screen in "Testing" status expires tokens after 7 days) — run: relaybox oauth google --upstream gmail';
+    const reply = 'invalid_grant: the refresh token was revoked or expired (a password change revokes Gmail tokens; an app in "Testing" status ends them after 7 days) — run: relaybox oauth google --upstream gmail';
     expect(kept.lastReply).toBe(reply);
     expect(app.status.upstream('gmail')).toMatchObject({ state: 'auth_failed', last_error: reply });
     expect(server.connections).toBe(0);

@@ -147,7 +147,7 @@ describe('OAuth token sources', () => {
     const err = await failure(tokenSourceFor(config, dir).source.getToken());
     expect(err.failure).toBe('refused');
     expect(err.message).toBe(
-      'invalid_grant: the refresh token was revoked or expired (an External consent screen in "Testing" status expires tokens after 7 days) — run: relaybox oauth google --upstream gmail',
+      'invalid_grant: the refresh token was revoked or expired (a password change revokes Gmail tokens; an app in "Testing" status ends them after 7 days) — run: relaybox oauth google --upstream gmail',
     );
   });
 

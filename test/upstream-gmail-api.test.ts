@@ -188,7 +188,7 @@ describe('relaybox oauth google --gmail-api', () => {
       child.stdout.on('data', (d) => {
         stdout += d;
         const m = /^ {3}(http:\/\/127\.0\.0\.1:\d+\/authorize\?\S+)$/m.exec(stdout);
-        if (m && stdout.includes('Waiting for the browser')) resolve(new URL(m[1]!));
+        if (m && /Waiting up to .* for the browser/.test(stdout)) resolve(new URL(m[1]!));
       });
       void exited.then(() => reject(new Error(`exited early:\n${stdout}`)));
     });

@@ -11,6 +11,7 @@ import { createLogger } from '../logger.js';
 import { pino } from 'pino';
 import { CliError, EXIT_USAGE, reportAndExit, type ConfigFlag } from './common.js';
 import { configPath } from './configLookup.js';
+import { explainGrant, isOAuthUpstream } from '../oauth/grantChoice.js';
 import { startLine } from './startLine.js';
 
 export function registerServiceCommands(program: Command): void {
@@ -51,6 +52,7 @@ export function registerServiceCommands(program: Command): void {
         `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,
         `smtp: listening on ${config.smtp.listen.map(formatHostPort).join(', ')}, tls ${config.smtp.tls.mode}, auth ${config.smtp.auth.required ? 'required' : config.smtp.auth.users.length ? 'optional' : 'off'}, allowed ${config.smtp.allow_networks.join(' ')}`,
         ...upstreams.map((u, i) => `upstream ${i + 1} ${u.name} (${u.type}): ${u.describe()}${sizeNote(config.upstreams[i]!)}`),
+        ...config.upstreams.filter(isOAuthUpstream).map((u) => `oauth ${explainGrant(u)}`),
         ...sectionLines(config),
       ];
       await Promise.allSettled(upstreams.map((u) => u.close()));

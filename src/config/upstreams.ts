@@ -169,7 +169,8 @@ export const microsoft365Oauth2Upstream = z
     refresh_token: secret.optional(),
     grant: z.enum(['client_credentials', 'refresh_token']).optional(),
   })
-  .transform((u) => ({ ...u, grant: u.grant ?? (u.client_secret !== undefined && u.refresh_token === undefined ? 'client_credentials' : 'refresh_token') }))
+  // grant_given: whether the file said it, so check-config can say why the other grant was chosen.
+  .transform((u) => ({ ...u, grant: u.grant ?? (u.client_secret !== undefined && u.refresh_token === undefined ? 'client_credentials' : 'refresh_token'), grant_given: u.grant !== undefined }))
   .superRefine((u, ctx) => {
     if (u.grant !== 'client_credentials') return;
     if (u.client_secret === undefined) ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'is required for app-only access (client credentials)' });

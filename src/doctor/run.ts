@@ -8,6 +8,7 @@ import { createUpstream } from '../upstreams/registry.js';
 import { dnsClient, withTimeout, type DnsClient } from './dns.js';
 import { apiSenderOf, probeApi } from './apiProbe.js';
 import { endpointOf, type SpfExpectation } from './endpoints.js';
+import { checkOAuthToken } from './oauthToken.js';
 import { errorText, fail, ok, warn, type Finding } from './report.js';
 import { checkDkim, checkSenderDomain } from './senderDomain.js';
 import { probeSmtp } from './smtpProbe.js';
@@ -73,12 +74,16 @@ async function checkUpstream(u: UpstreamConfig, config: Config, dns: DnsClient, 
       : [fail(topic, `${target} is not writable`, `sudo install -d -o relaybox -g relaybox ${u.dir}`)];
   }
   if (u.type === 'microsoft365-graph' || u.type === 'gmail-api') {
+    // Nobody signed in is known without the network; the probe gets the token itself.
+    const unsigned = await checkOAuthToken(u, { dataDir: config.data_dir, timeoutMs, network: false });
+    if (unsigned.length > 0) return unsigned;
     return network ? probeApi(topic, u, { dns, timeoutMs, dataDir: config.data_dir }) : [ok(topic, `${u.type} as ${u.user} (not probed: --offline)`)];
   }
   const ep = endpointOf(u);
   if (!ep) return [warn(topic, `doctor does not know how to probe type ${u.type}`)];
-  if (!network) return [ok(topic, `${ep.host}:${ep.port} ${ep.security} (not probed: --offline)`)];
-  const findings = await probeSmtp(topic, ep, { hostname: config.hostname, dns, timeoutMs, sender: senderFor(config, ep.mailbox, from), type: u.type });
+  const token = u.type === 'gmail-oauth2' || u.type === 'microsoft365-oauth2' ? checkOAuthToken(u, { dataDir: config.data_dir, timeoutMs, network }) : Promise.resolve([]);
+  if (!network) return [ok(topic, `${ep.host}:${ep.port} ${ep.security} (not probed: --offline)`), ...(await token)];
+  const findings = [...(await probeSmtp(topic, ep, { hostname: config.hostname, dns, timeoutMs, sender: senderFor(config, ep.mailbox, from), type: u.type })), ...(await token)];
   // An adapter may offer its own end-to-end check (e.g. an OAuth token refresh); use it when it does.
   if (ep.oauthUser && !findings.some((f) => f.level === 'FAIL')) findings.push(...(await adapterVerify(u, config, timeoutMs, topic)));
   return withHints(findings, u.name, new ReplyHints(config));

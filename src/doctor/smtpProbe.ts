@@ -132,7 +132,7 @@ async function authStep(topic: string, wire: SmtpWire, ep: Endpoint, ehlo: Reply
   const mechs = ehloAuthMechanisms(ehlo.lines);
   if (ep.oauthUser) {
     if (!mechs.includes('XOAUTH2')) throw new Stop(fail(topic, `AUTH: the server does not offer XOAUTH2 (offers: ${mechs.join(' ') || 'none'}).`, 'check host and port'));
-    out.push(ok(topic, `AUTH: XOAUTH2 offered; the token for ${ep.oauthUser} is checked at send time (OAuth): try relaybox send-test --to you@example.com`));
+    out.push(ok(topic, `AUTH: XOAUTH2 offered for ${ep.oauthUser}; a real send proves the rest: relaybox send-test --to you@example.com`));
     return;
   }
   if (!ep.auth) {

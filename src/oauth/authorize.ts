@@ -42,11 +42,23 @@ export function authorizationUrl(request: AuthorizationRequest): string {
   return url.toString();
 }
 
+/** Why a redirect gave no code, for words in the person's language (src/oauth/signInErrors.ts). */
+export interface AuthorizationErrorDetail {
+  reason: 'refused' | 'no-code' | 'state' | 'timeout';
+  /** The provider's `error` (`access_denied`, `consent_required`, …) when it refused. */
+  oauthError?: string;
+  /** Its `error_description` (Microsoft's AADSTS code and text). */
+  description?: string;
+  /** For `timeout`: how long the wait was. */
+  waitedMs?: number;
+}
+
 /** A redirect that is not ours (`final` false: keep waiting), or a refusal on the consent page (final). */
 export class AuthorizationError extends Error {
   constructor(
     message: string,
     readonly final = false,
+    readonly detail?: AuthorizationErrorDetail,
   ) {
     super(message);
   }
@@ -63,12 +75,16 @@ export function codeFromRedirect(text: string, expectedState: string): string {
   const error = params.get('error');
   if (error) {
     const description = params.get('error_description');
-    throw new AuthorizationError(`the authorization was refused: ${error}${description ? `: ${description}` : ''}`, true);
+    throw new AuthorizationError(`the authorization was refused: ${error}${description ? `: ${description}` : ''}`, true, {
+      reason: 'refused',
+      oauthError: error,
+      ...(description ? { description } : {}),
+    });
   }
   const code = params.get('code');
-  if (!code) throw new AuthorizationError('that is not the redirected address: it has no code= in it (copy the whole address from the browser)');
+  if (!code) throw new AuthorizationError('that is not the redirected address: it has no code= in it (copy the whole address from the browser)', false, { reason: 'no-code' });
   if (params.get('state') !== expectedState) {
-    throw new AuthorizationError('the state in that address does not match this run (an old tab?): open the URL printed above again');
+    throw new AuthorizationError('the state in that address does not match this run (an old tab?): open the URL printed above again', false, { reason: 'state' });
   }
   return code;
 }

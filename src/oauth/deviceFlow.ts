@@ -1,5 +1,6 @@
 import { TokenError } from './errors.js';
 import { postForm, requestToken, type TokenResponse } from './http.js';
+import { spokenDuration } from './signInWords.js';
 
 export interface DeviceAuthorization {
   deviceCode: string;
@@ -8,6 +9,8 @@ export interface DeviceAuthorization {
   /** Seconds between polls, as the server asked (RFC 8628 §3.2; 5 when it did not say). */
   interval: number;
   expiresAt: number;
+  /** How long the code was given to live (expires_in), for "valid for 15 minutes": a clock time would be in the box's zone. */
+  lifetimeMs?: number;
   /** The provider's own sentence for the person ("To sign in, use a web browser to open …"). */
   message?: string;
 }
@@ -20,12 +23,14 @@ export async function startDeviceAuthorization(options: { deviceUrl: string; cli
     throw new TokenError('the device authorization endpoint answered without device_code, user_code or verification_uri', 'unavailable');
   }
   const seconds = Number(interval);
+  const lifetimeMs = (Number(expires_in) > 0 ? Number(expires_in) : 900) * 1000;
   return {
     deviceCode: device_code,
     userCode: user_code,
     verificationUri: verification_uri,
     interval: Number.isFinite(seconds) && seconds >= 0 ? seconds : 5,
-    expiresAt: (options.now ?? Date.now()) + (Number(expires_in) > 0 ? Number(expires_in) : 900) * 1000,
+    expiresAt: (options.now ?? Date.now()) + lifetimeMs,
+    lifetimeMs,
     ...(typeof message === 'string' ? { message } : {}),
   };
 }
@@ -49,7 +54,9 @@ export async function pollDeviceToken(options: {
   const now = options.now ?? Date.now;
   let interval = options.device.interval;
   for (;;) {
-    if (now() >= options.device.expiresAt) throw new TokenError('the device code expired before the sign-in was finished: run the command again', 'refused', 'expired_token');
+    if (now() >= options.device.expiresAt) {
+      throw new TokenError(`the code expired after ${spokenDuration(options.device.lifetimeMs ?? 900_000)}: run the command again`, 'refused', 'expired_token');
+    }
     await sleep(interval * 1000);
     try {
       return await requestToken(options.tokenUrl, {

@@ -30,7 +30,7 @@ export function explainRefusal(err: TokenError, ctx: HintContext): TokenError {
   if (grant === 'refresh_token' && code === 'invalid_grant') {
     const why =
       provider === 'google'
-        ? 'an External consent screen in "Testing" status expires tokens after 7 days'
+        ? 'a password change revokes Gmail tokens; an app in "Testing" status ends them after 7 days'
         : `Microsoft ends refresh tokens unused for 90 days${detail(err) ? `; ${detail(err)}` : ''}`;
     message = `invalid_grant: the refresh token was revoked or expired (${why}) — run: ${rerun}`;
   } else if (grant === 'refresh_token' && (code === 'invalid_client' || code === 'unauthorized_client')) {

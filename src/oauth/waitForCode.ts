@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { AuthorizationError, codeFromRedirect } from './authorize.js';
 import { listenForRedirect } from './loopback.js';
+import { spokenDuration } from './signInWords.js';
 
 export interface CodeWait {
   redirectUri: string;
@@ -23,28 +24,30 @@ export async function waitForAuthorizationCode(options: {
   port: number;
   state: string;
   input: Readable;
-  /** Where a wrong paste is explained. */
-  tell: (line: string) => void;
+  /** Where a wrong paste is explained; `err` carries the reason, for words in another language. */
+  tell: (line: string, err?: AuthorizationError) => void;
   timeoutMs: number;
+  /** What the browser tab says once the code arrived (default English). */
+  browserWords?: { got: string; already: string };
 }): Promise<CodeWait> {
   let settle: { resolve: (value: { code: string; via: 'browser' | 'terminal' }) => void; reject: (err: Error) => void } | undefined;
   const code = new Promise<{ code: string; via: 'browser' | 'terminal' }>((resolve, reject) => (settle = { resolve, reject }));
   let finished = false;
 
   const consider = (text: string, via: 'browser' | 'terminal'): string => {
-    if (finished) return 'relaybox already has an answer; you can close this window.';
+    if (finished) return options.browserWords?.already ?? 'relaybox already has an answer; you can close this window.';
     try {
       const value = codeFromRedirect(text, options.state);
       finished = true;
       settle!.resolve({ code: value, via });
-      return 'relaybox got the authorization. You can close this window and go back to the terminal.';
+      return options.browserWords?.got ?? 'relaybox got the authorization. You can close this window and go back to the terminal.';
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (err instanceof AuthorizationError && err.final) {
         finished = true;
         settle!.reject(err);
       } else {
-        options.tell(`relaybox: ${message}`);
+        options.tell(`relaybox: ${message}`, err instanceof AuthorizationError ? err : undefined);
       }
       return message;
     }
@@ -60,7 +63,8 @@ export async function waitForAuthorizationCode(options: {
   const timer = setTimeout(() => {
     if (finished) return;
     finished = true;
-    settle!.reject(new AuthorizationError(`no authorization arrived within ${Math.round(options.timeoutMs / 60_000)} minutes: run the command again`, true));
+    const waited = spokenDuration(options.timeoutMs);
+    settle!.reject(new AuthorizationError(`no sign-in arrived: waited ${waited}. Run the command again`, true, { reason: 'timeout', waitedMs: options.timeoutMs }));
   }, options.timeoutMs);
 
   let closing: Promise<void> | undefined;

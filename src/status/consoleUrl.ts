@@ -16,7 +16,7 @@ export function remoteConsoleUrl(listen: ListenAddress): string | undefined {
 }
 
 /** None when the addresses cannot be read (a sandbox without netlink sockets): a URL is never worth a crash. */
-function lanAddress(): string | undefined {
+export function lanAddress(): string | undefined {
   try {
     const addresses = Object.values(networkInterfaces()).flat();
     return addresses.find((a) => a && a.family === 'IPv4' && !a.internal)?.address;

@@ -28,11 +28,40 @@ export interface FakeOauthOptions {
   deviceWaits?: Array<'authorization_pending' | 'slow_down'>;
   /** Device flow: the mailbox the person signs in as. */
   deviceUser?: string;
-  /** Device flow: how long a user code lasts, in seconds (600 when not given). */
+  /** Device flow: the person never finishes (every poll is authorization_pending). */
+  devicePendingForever?: boolean;
+  /** Device flow: expires_in of the user code (default 600). */
   deviceExpiresIn?: number;
+  /** The device authorization endpoint answers this documented error instead of a code. */
+  deviceCodeError?: OAuthErrorReply;
+  /** The token endpoint answers this documented error to every request of the grant (`authorization_code`, `device_code`, …). */
+  tokenErrors?: Record<string, OAuthErrorReply>;
+  /** The consent page sends the browser back with this error instead of a code (the person clicked Cancel, consent missing…). */
+  authorizeError?: { error: string; error_description?: string };
   /** Entra apps with a certificate credential: client_id → the certificate's public key and SHA-1 thumbprint (base64url). */
   certificates?: Record<string, { publicKey: KeyObject | string; thumbprint: string }>;
 }
+
+/** An OAuth error answer as the providers document it (RFC 6749 §5.2; Microsoft adds AADSTS codes to the description). */
+export interface OAuthErrorReply {
+  status: number;
+  error: string;
+  error_description?: string;
+}
+
+/** Microsoft's replies, word for word up to the trace ids (learn.microsoft.com, Entra error codes). */
+export const MICROSOFT_ERRORS = {
+  publicClientOff: { status: 401, error: 'invalid_client', error_description: "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'. Trace ID: 0f1e Correlation ID: 9a8b Timestamp: 2026-11-27 10:00:00Z" },
+  appNotFound: { status: 400, error: 'unauthorized_client', error_description: "AADSTS700016: Application with identifier 'public-app' was not found in the directory 'Contoso'. This can happen if the application has not been installed by the administrator of the tenant." },
+  consentMissing: { status: 400, error: 'invalid_grant', error_description: "AADSTS65001: The user or administrator has not consented to use the application with ID 'public-app' named 'relaybox'." },
+} satisfies Record<string, OAuthErrorReply>;
+
+/** Google's replies (developers.google.com/identity/protocols/oauth2/native-app). */
+export const GOOGLE_ERRORS = {
+  codeUsed: { status: 400, error: 'invalid_grant', error_description: 'Bad Request' },
+  wrongSecret: { status: 401, error: 'invalid_client', error_description: 'Unauthorized' },
+  redirectMismatch: { status: 400, error: 'redirect_uri_mismatch', error_description: 'Bad Request' },
+} satisfies Record<string, OAuthErrorReply>;
 
 /** What each grant may ask for: Exchange SMTP or Graph app-only; Gmail's full or send-only scope. */
 const SCOPES: Record<string, string[]> = {
@@ -130,6 +159,13 @@ export class FakeOauth {
     if (!(clientId in (this.options.clients ?? {})) || q.get('response_type') !== 'code' || q.get('code_challenge_method') !== 'S256' || !redirectUri) {
       return json(res, 400, { error: 'invalid_request' });
     }
+    if (this.options.authorizeError) {
+      const back = new URL(redirectUri);
+      for (const [key, value] of Object.entries(this.options.authorizeError)) back.searchParams.set(key, value);
+      back.searchParams.set('state', q.get('state') ?? '');
+      res.writeHead(302, { location: back.toString() }).end();
+      return;
+    }
     const code = `code-${randomBytes(8).toString('hex')}`;
     this.codes.set(code, { user: q.get('login_hint'), clientId, scope: q.get('scope') ?? '', redirectUri, challenge: q.get('code_challenge') ?? '' });
     const back = new URL(redirectUri);
@@ -140,12 +176,16 @@ export class FakeOauth {
 
   private deviceCode(params: Record<string, string>, res: ServerResponse): void {
     if (!(params.client_id! in (this.options.clients ?? {}))) return json(res, 400, { error: 'invalid_client' });
+    const refusal = this.options.deviceCodeError;
+    if (refusal) return json(res, refusal.status, { error: refusal.error, error_description: refusal.error_description });
     const deviceCode = `device-${randomBytes(8).toString('hex')}`;
     this.devices.set(deviceCode, { clientId: params.client_id!, scope: params.scope ?? '', polls: 0 });
     json(res, 200, { device_code: deviceCode, user_code: 'ABCD-EFGH', verification_uri: `${this.url}/device`, expires_in: this.options.deviceExpiresIn ?? 600, interval: 1 });
   }
 
   private token(grant: string, p: Record<string, string>): [number, Record<string, unknown>] {
+    const refusal = this.options.tokenErrors?.[grant];
+    if (refusal) return [refusal.status, { error: refusal.error, error_description: refusal.error_description }];
     if (grant === 'jwt-bearer') return this.jwtBearer(p.assertion ?? '');
     const clients = this.options.clients ?? {};
     const clientId = p.client_id ?? '';
@@ -180,7 +220,7 @@ export class FakeOauth {
     if (grant === 'device_code') {
       const device = this.devices.get(p.device_code ?? '');
       if (!device) return [400, { error: 'expired_token' }];
-      const wait = (this.options.deviceWaits ?? ['authorization_pending'])[device.polls++];
+      const wait = this.options.devicePendingForever ? 'authorization_pending' : (this.options.deviceWaits ?? ['authorization_pending'])[device.polls++];
       if (wait) return [400, { error: wait }];
       this.devices.delete(p.device_code!);
       const grantee = { user: this.options.deviceUser ?? null, clientId, scope: device.scope };
