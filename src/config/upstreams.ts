@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { readableFile } from './fields.js';
+import { paced } from './rate.js';
 import { secret } from './secret.js';
 
 const tlsOptions = z.strictObject({
@@ -58,6 +59,7 @@ const providers = Object.keys(PROVIDER_HOSTS) as [Provider, ...Provider[]];
 export const smtpUpstream = z
   .strictObject({
     name,
+    ...paced,
     type: z.literal('smtp'),
     ...hostOverrides,
     provider: z.enum(providers, { error: `expected one of ${providers.join(', ')}` }).optional(),
@@ -90,6 +92,7 @@ export const smtpUpstream = z
 /** Google Workspace SMTP relay: smtp-relay.gmail.com:587, STARTTLS required, IP-allowlist auth. */
 export const gmailRelayUpstream = z.strictObject({
   name,
+  ...paced,
   type: z.literal('gmail-relay'),
   ...hostOverrides,
   auth: smtpAuth.optional(),
@@ -119,6 +122,7 @@ const serviceAccountKey = secret.transform((text, ctx) => {
 export const gmailOauth2Upstream = z
   .strictObject({
     name,
+    ...paced,
     type: z.literal('gmail-oauth2'),
     ...oauthOverrides,
     user: mailbox,
@@ -155,6 +159,7 @@ const tenantId = z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected the directory (t
 export const microsoft365Oauth2Upstream = z
   .strictObject({
     name,
+    ...paced,
     type: z.literal('microsoft365-oauth2'),
     ...oauthOverrides,
     user: mailbox,
@@ -186,6 +191,7 @@ const appPassword = secret.transform((text, ctx) => {
 
 export const gmailAppPasswordUpstream = z.strictObject({
   name,
+  ...paced,
   type: z.literal('gmail-app-password'),
   ...hostOverrides,
   user: mailbox,
@@ -194,6 +200,7 @@ export const gmailAppPasswordUpstream = z.strictObject({
 
 export const fileUpstream = z.strictObject({
   name,
+  ...paced,
   type: z.literal('file'),
   dir: z.string().min(1),
 });
@@ -230,6 +237,7 @@ const certificateCredential = secret.transform((text, ctx) => {
 export const microsoft365GraphUpstream = z
   .strictObject({
     name,
+    ...paced,
     type: z.literal('microsoft365-graph'),
     user: mailbox,
     tenant_id: tenantId,
@@ -251,6 +259,7 @@ export const microsoft365GraphUpstream = z
 export const gmailApiUpstream = z
   .strictObject({
     name,
+    ...paced,
     type: z.literal('gmail-api'),
     user: mailbox,
     client_id: z.string().min(1).optional(),

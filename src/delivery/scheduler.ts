@@ -11,6 +11,7 @@ import { deliverRound, type RoundResult } from './attempt.js';
 import { BREAKER_BACKOFF, type OpenBreaker } from './breaker.js';
 import { UpstreamGate } from './gate.js';
 import { OutgoingMessages } from './outgoing.js';
+import type { Pacing } from './pacing.js';
 import { retryDelay } from './retry.js';
 import { Router, type RouteGroup } from './routes.js';
 
@@ -34,6 +35,8 @@ export interface SchedulerOptions {
   openBreakers?: readonly OpenBreaker[];
   /** How long a down upstream is skipped before a probe; default: see breakerBackoff(). */
   breakerBackoff?: { firstMs: number; maxMs: number };
+  /** Keeps upstreams under their sending limits; absent: none. */
+  pacing?: Pacing;
 }
 
 /**
@@ -156,10 +159,12 @@ export class DeliveryScheduler {
     const { body: inMemory } = message;
     const stored = inMemory ? () => Readable.from([Buffer.from(inMemory.buffer, inMemory.byteOffset, inMemory.byteLength)]) : () => spool.body(message.id);
     const records: AttemptRecord[] = [];
-    const context = { events, logger, gate: this.gate, quotaHoldMs: delivery.quota_hold };
+    const context = { events, logger, gate: this.gate, quotaHoldMs: delivery.quota_hold, pacing: this.options.pacing };
     const retryDue = Date.now() + retryDelay(message.attempts, delivery.retry);
     let retryAt = 0;
     let reason: DeliveryOutcome['reason'];
+    /** Only sending limits held the mail back: no upstream was tried, so this round is no attempt. */
+    let onlyPaced = true;
     // One round per route group, one after the other: each group is its own transaction upstream,
     // with the senders of its route.
     for (const group of this.routeGroups(message)) {
@@ -171,12 +176,21 @@ export class DeliveryScheduler {
       // A down upstream's next probe is not worth waiting for past give_up_after, though: the
       // message is failed then and a person told, on time.
       const giveUpAt = Math.max(Date.now(), message.queuedAt + delivery.retry.give_up_after);
-      const reopens = this.gate.allBlockedUntil(group.upstreams.map((u) => u.name), { probesUntil: giveUpAt });
-      if (round.pending.length > 0) retryAt = Math.max(retryAt, round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens);
+      // A paced upstream is not blocked: it counts by when it has room again (pacedUntil).
+      const unpaced = group.upstreams.map((u) => u.name).filter((name) => !round.paced.includes(name));
+      const reopens = unpaced.length === 0 ? Infinity : this.gate.allBlockedUntil(unpaced, { probesUntil: giveUpAt });
+      const pacedOnly = !round.tried && round.pacedUntil !== null && reopens !== null;
+      if (round.pending.length > 0) {
+        const due = pacedOnly ? Math.min(round.pacedUntil!, reopens) : round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens;
+        // Tried elsewhere and failed: the paced upstream's room may come sooner than the backoff.
+        retryAt = Math.max(retryAt, round.pacedUntil === null ? due : Math.min(due, round.pacedUntil));
+      }
       records.push(...round.records);
       if (round.pending.length === 0) continue;
+      if (!pacedOnly) onlyPaced = false;
       reason = { upstream: round.lastUpstream, reply: round.lastReply };
-      const givingUp = Date.now() - message.queuedAt >= delivery.retry.give_up_after;
+      // A wait for a sending limit is no failure: it never gives a message up.
+      const givingUp = !pacedOnly && Date.now() - message.queuedAt >= delivery.retry.give_up_after;
       if (givingUp || !round.records.some((r) => r.event === 'deferred')) {
         records.push({
           event: givingUp ? 'failed' : 'deferred',
@@ -187,7 +201,8 @@ export class DeliveryScheduler {
         });
       }
     }
-    return { records, retryAt: retryAt || retryDue, ...(reason ? { reason } : {}) };
+    const paced = onlyPaced && reason !== undefined && records.every((r) => r.event === 'deferred');
+    return { records, retryAt: retryAt || retryDue, ...(reason ? { reason } : {}), ...(paced ? { paced } : {}) };
   }
 
   /**
