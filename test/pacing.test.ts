@@ -79,7 +79,7 @@ describe('pacing: config', () => {
 });
 
 describe('pacing: end to end over SMTP', () => {
-  it('sends 3 of 5 under per_minute: 3, defers 2 as "paced until …" without counting them as failures, and delivers them when the minute frees', { timeout: 180_000 }, async () => {
+  it('sends 3 of 5 under per_minute: 3, defers 2 as "paced until …" without counting them as failures or toward give_up_after, and delivers them when the minute frees', { timeout: 180_000 }, async () => {
     const up = await TestUpstream.start();
     const token = 'pace-token';
     const { app, port } = await startRelay(
@@ -103,21 +103,23 @@ describe('pacing: end to end over SMTP', () => {
     }
     expect(up.messages).toHaveLength(3);
 
-    const status = await (await fetch(`http://127.0.0.1:${app.httpAddress!.port}/api/status`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    const status = (await (await fetch(`http://127.0.0.1:${app.httpAddress!.port}/api/status`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { upstreams: Record<string, { state: string; rate?: unknown }> };
     expect(status.upstreams.m365.rate).toEqual({ per_minute: { limit: 3, used: 3, remaining: 0 } });
     expect(status.upstreams.m365.state).toBe('ok'); // paced is not down
     const metrics = await (await fetch(`http://127.0.0.1:${app.httpAddress!.port}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
     expect(metrics).toMatch(/^relaybox_upstream_rate_remaining\{upstream="m365",window="per_minute"\} 0$/m);
     expect(metrics).toMatch(/^relaybox_upstream_rate_limit\{upstream="m365",window="per_minute"\} 3$/m);
 
-    // Past give_up_after, once the minute frees: delivered, never failed.
+    // Once the minute frees, past give_up_after in wall time: a temporary refusal now is the first
+    // real failure, not a reason to give up (the paced minute does not count).
+    up.failData(451, '4.3.0 Temporary server error, try again later', 2);
     await up.waitForMessages(5, 150_000);
     await waitFor(() => listMessages(app.spool.db).every((m) => m.state === 'delivered'), 30_000, 'all delivered');
     expect(listMessages(app.spool.db, { status: 'failed' })).toHaveLength(0);
     expect(app.status.failedTotal).toBe(0);
-    const history = getMessage(app.spool.db, deferred[0]!.id)!.history.map((h) => h.event);
-    expect(history).toContain('deferred');
-    expect(history.at(-1)).toBe('delivered');
+    const history = deferred.flatMap((m) => getMessage(app.spool.db, m.id)!.history);
+    expect(history.filter((h) => h.event === 'deferred' && h.reply?.startsWith('451'))).toHaveLength(2);
+    expect(history.filter((h) => h.event === 'delivered')).toHaveLength(2);
   });
 
   it('fails over to the next upstream with budget left instead of waiting', { timeout: 60_000 }, async () => {

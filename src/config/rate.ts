@@ -29,6 +29,9 @@ export const rate = z.strictObject({
   recipients_per_day: count.optional(),
 });
 
+/** How a deferral for a sending limit starts (`paced until 10:42`): such waits are no failure. */
+export const PACED_REPLY_PREFIX = 'paced until ';
+
 /** Spread into each upstream type's keys. */
 export const paced = { rate: rate.optional() };
 

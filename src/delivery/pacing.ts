@@ -1,4 +1,4 @@
-import { rateLimitsOf, type RateLimits } from '../config/rate.js';
+import { PACED_REPLY_PREFIX, rateLimitsOf, type RateLimits } from '../config/rate.js';
 import type { UpstreamConfig } from '../config/upstreams.js';
 import type { SpoolDb } from '../spool/db.js';
 import { SentWindows } from '../spool/sentWindows.js';
@@ -65,5 +65,5 @@ export function pacedReason(until: number, now = Date.now()): string {
   const time = `${pad(at.getHours())}:${pad(at.getMinutes())}`;
   const today = new Date(now);
   const sameDay = at.getFullYear() === today.getFullYear() && at.getMonth() === today.getMonth() && at.getDate() === today.getDate();
-  return `paced until ${sameDay ? time : `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${time}`}`;
+  return `${PACED_REPLY_PREFIX}${sameDay ? time : `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${time}`}`;
 }

@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import type { Rewrite } from '../config/rewrite.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
+import { PACED_REPLY_PREFIX } from '../config/rate.js';
+import { pacedWaitMs } from '../spool/log.js';
 import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage, DeliveryOutcome, SpoolStore } from '../spool/store.js';
 import type { BodyFactory, Upstream } from '../upstreams/types.js';
@@ -190,7 +192,7 @@ export class DeliveryScheduler {
       if (!pacedOnly) onlyPaced = false;
       reason = { upstream: round.lastUpstream, reply: round.lastReply };
       // A wait for a sending limit is no failure: it never gives a message up.
-      const givingUp = !pacedOnly && Date.now() - message.queuedAt >= delivery.retry.give_up_after;
+      const givingUp = !pacedOnly && this.waitedPastGiveUp(message);
       if (givingUp || !round.records.some((r) => r.event === 'deferred')) {
         records.push({
           event: givingUp ? 'failed' : 'deferred',
@@ -203,6 +205,14 @@ export class DeliveryScheduler {
     }
     const paced = onlyPaced && reason !== undefined && records.every((r) => r.event === 'deferred');
     return { records, retryAt: retryAt || retryDue, ...(reason ? { reason } : {}), ...(paced ? { paced } : {}) };
+  }
+
+  /** give_up_after has passed, not counting the time the message waited for sending limits. */
+  private waitedPastGiveUp(message: ClaimedMessage): boolean {
+    const { spool, delivery } = this.options;
+    const waited = Date.now() - message.queuedAt;
+    if (waited < delivery.retry.give_up_after || !this.options.pacing) return waited >= delivery.retry.give_up_after;
+    return waited - pacedWaitMs(spool.db, message.id, PACED_REPLY_PREFIX) >= delivery.retry.give_up_after;
   }
 
   /**
