@@ -27,6 +27,28 @@ describe('pacing: the budget itself (a clock the test moves)', () => {
     expect(pacing.take('m365', 1)).toEqual({ go: false, until: 1_001_000 + 60_000 });
   });
 
+  it('gives a backlog later and later times, so waiting messages come back one by one as room frees', () => {
+    let now = 0;
+    const pacing = new Pacing({ upstreams: [{ name: 'm365', type: 'smtp', rate: { per_minute: 2 } }], now: () => now });
+    expect(pacing.take('m365', 1, 100).go).toBe(true);
+    now = 1_000;
+    expect(pacing.take('m365', 1, 101).go).toBe(true);
+    expect(pacing.take('m365', 1, 102)).toEqual({ go: false, until: 60_000 });
+    expect(pacing.take('m365', 1, 103)).toEqual({ go: false, until: 61_000 });
+    expect(pacing.take('m365', 1, 104)).toEqual({ go: false, until: 120_000 }); // the next minute's first
+    // A message asking again before its time keeps its place; one that is not in line goes last.
+    now = 30_000;
+    expect(pacing.take('m365', 1, 103)).toEqual({ go: false, until: 61_000 });
+    now = 60_000;
+    expect(pacing.take('m365', 1, 102).go).toBe(true);
+    expect(pacing.take('m365', 1, 103)).toEqual({ go: false, until: 61_000 });
+    now = 61_000;
+    expect(pacing.take('m365', 1, 103).go).toBe(true);
+    expect(pacing.take('m365', 1, 105)).toEqual({ go: false, until: 121_000 }); // behind 104
+    now = 120_000;
+    expect(pacing.take('m365', 1, 104).go).toBe(true);
+  });
+
   it('gives back what an upstream did not take', () => {
     const pacing = new Pacing({ upstreams: [{ name: 'a', type: 'smtp', rate: { per_minute: 1 } }], now: at(5_000) });
     const first = pacing.take('a', 1);

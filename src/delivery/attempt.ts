@@ -72,7 +72,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
   for (const upstream of upstreams) {
     if (pending.length === 0) break;
     // Over its sending limit: not tried, not failed — the next upstream, or a wait.
-    const budget = context.pacing?.take(upstream.name, pending.length) ?? OPEN;
+    const budget = context.pacing?.take(upstream.name, pending.length, message.id) ?? OPEN;
     if (!budget.go) {
       onlyUnsupported = false;
       paced.push(upstream.name);
@@ -166,6 +166,8 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
       else heard(upstream.name, failure.reply, tellingness(failure.code));
     }
   }
+  // Settled elsewhere: its place in a paced upstream's line is free.
+  if (pending.length === 0) for (const name of paced) context.pacing?.leaveLine(name, message.id);
   return { records, pending, lastReply: reason.reply, lastUpstream: reason.upstream, tried, probing, paced, pacedUntil };
 }
 

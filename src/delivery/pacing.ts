@@ -30,6 +30,12 @@ export interface PacingOptions {
  */
 export class Pacing {
   private readonly limits = new Map<string, RateLimits>();
+  /**
+   * Messages told to wait, per upstream, in line by the time they were given: each later one is
+   * given a later time, so that a backlog comes back one by one as room frees, not all at once
+   * to be turned away again (a log row and an event each time).
+   */
+  private readonly line = new Map<string, Map<number, { until: number; recipients: number }>>();
   private readonly sent = new SentWindows();
   private readonly now: () => number;
 
@@ -42,18 +48,42 @@ export class Pacing {
     if (options.db && this.limits.size > 0) this.sent.seed(options.db, this.now());
   }
 
-  take(upstream: string, recipients: number): PacedPass | PacedWait {
+  /** `message`: the spool id, for its place in the line when it has to wait. */
+  take(upstream: string, recipients: number, message?: number): PacedPass | PacedWait {
     const limits = this.limits.get(upstream);
     if (!limits) return { go: true, settle: noop };
     const now = this.now();
-    const until = this.sent.freeAt(upstream, recipients, limits, now);
-    if (until > now) return { go: false, until };
+    const line = this.lineOf(upstream, now);
+    const mine = message === undefined ? undefined : line.get(message);
+    const ahead = [...line].filter(([id, w]) => id !== message && (!mine || w.until < mine.until || (w.until === mine.until && id < message!))).map(([, w]) => w.recipients);
+    const until = this.sent.freeAt(upstream, recipients, limits, now, ahead);
+    if (until > now) {
+      if (message !== undefined) line.set(message, { until, recipients });
+      return { go: false, until };
+    }
+    if (message !== undefined) line.delete(message);
     const entry = this.sent.add(upstream, recipients, now);
     return { go: true, settle: (accepted) => this.sent.settle(upstream, entry, accepted) };
+  }
+
+  /** The message no longer waits for this upstream (another took it, or a person dropped it). */
+  leaveLine(upstream: string, message: number): void {
+    this.line.get(upstream)?.delete(message);
+  }
+
+  /** The line, without places kept for messages that did not come back (dropped, gone elsewhere). */
+  private lineOf(upstream: string, now: number): Map<number, { until: number; recipients: number }> {
+    let line = this.line.get(upstream);
+    if (!line) this.line.set(upstream, (line = new Map()));
+    for (const [id, w] of line) if (w.until < now - LINE_GRACE_MS) line.delete(id);
+    return line;
   }
 }
 
 function noop(): void {}
+
+/** A message due back at its time may be claimed a little later (a busy thread, a slow disk). */
+const LINE_GRACE_MS = 60_000;
 
 /**
  * `paced until 10:42` in the box's local time, as the console shows times; with the date when

@@ -60,9 +60,10 @@ export class SentWindows {
   /**
    * When the upstream may take a message for `recipients` recipients under `limits`: `now` when it
    * may, else the first moment every window has room. A message for more recipients than the
-   * whole daily limit goes alone, once the window is empty: never stuck for good.
+   * whole daily limit goes alone, once the window is empty: never stuck for good. `ahead`: the
+   * recipients of messages already waiting in line for this upstream; this one comes after them.
    */
-  freeAt(upstream: string, recipients: number, limits: RateLimits, now = Date.now()): number {
+  freeAt(upstream: string, recipients: number, limits: RateLimits, now = Date.now(), ahead: readonly number[] = []): number {
     const list = this.prune(upstream, now);
     let at = now;
     for (const window of RATE_WINDOWS) {
@@ -71,14 +72,20 @@ export class SentWindows {
       const from = now - RATE_WINDOW_MS[window];
       const inWindow = list.filter((s) => s.at > from);
       const weigh = (s: Sent) => (window === 'recipients_per_day' ? s.recipients : 1);
-      const need = Math.min(window === 'recipients_per_day' ? recipients : 1, limit);
+      const perMessage = window === 'recipients_per_day';
+      const inLine = perMessage ? ahead.reduce((sum, n) => sum + n, 0) : ahead.length;
+      // A line longer than the limit fills whole windows first: this one waits that many more.
+      const fullWindows = Math.floor(inLine / limit);
+      const need = Math.min(inLine - fullWindows * limit + (perMessage ? recipients : 1), limit);
       let used = inWindow.reduce((sum, s) => sum + weigh(s), 0);
+      let free = now;
       // The oldest entries leave the window first; wait until enough of them have.
       for (const s of inWindow) {
         if (used + need <= limit) break;
         used -= weigh(s);
-        at = Math.max(at, s.at + RATE_WINDOW_MS[window]);
+        free = s.at + RATE_WINDOW_MS[window];
       }
+      at = Math.max(at, free + fullWindows * RATE_WINDOW_MS[window]);
     }
     return at;
   }
