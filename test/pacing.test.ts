@@ -5,6 +5,7 @@ import { openSpool } from '../src/spool/db.js';
 import { getMessage, listMessages } from '../src/spool/log.js';
 import { configProblems } from './helpers/config.js';
 import { relayConfig, sendMail, spawnRelay, startRelay, waitFor } from './helpers/relay.js';
+import { Mosquitto, Watcher } from './helpers/mosquitto.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -144,16 +145,27 @@ describe('pacing: end to end over SMTP', () => {
     expect(history.filter((h) => h.event === 'delivered')).toHaveLength(2);
   });
 
-  it('fails over to the next upstream with budget left instead of waiting', { timeout: 60_000 }, async () => {
+  it('fails over to the next upstream with budget left instead of waiting; MQTT status shows the budget', { timeout: 60_000 }, async () => {
+    const broker = await Mosquitto.start();
     const primary = await TestUpstream.start();
     const backup = await TestUpstream.start();
-    const { app, port } = await startRelay(relayConfig(tempDir(), { upstreams: [smtp('primary', primary.port, { per_hour: 2 }), smtp('backup', backup.port)] }));
+    const { app, port } = await startRelay(
+      relayConfig(tempDir(), { upstreams: [smtp('primary', primary.port, { per_hour: 2 }), smtp('backup', backup.port)], mqtt: { url: broker.url } }),
+    );
+    const watcher = await Watcher.connect(broker.url, ['relaybox/#']);
     for (let i = 0; i < 4; i++) await sendMail(port, { to: [`r${i}@example.com`] });
     await waitFor(() => listMessages(app.spool.db).filter((m) => m.state === 'delivered').length === 4, 30_000, 'four delivered');
     expect(primary.messages).toHaveLength(2);
     expect(backup.messages).toHaveLength(2);
     expect(app.status.snapshot().upstreams.primary!.rate).toEqual({ per_hour: { limit: 2, used: 2, remaining: 0 } });
     expect(app.status.snapshot().upstreams.backup!.rate).toBeUndefined();
+    const status = await watcher.waitFor((w) => {
+      const last = w.last('relaybox/relaybox_test_example/status');
+      const parsed = last && (JSON.parse(last.text) as { upstreams: Record<string, { rate?: { per_hour?: { used: number } } }> });
+      return parsed?.upstreams.primary?.rate?.per_hour?.used === 2 && parsed;
+    }, 15_000, 'the budget over MQTT');
+    expect(status.upstreams.primary!.rate).toEqual({ per_hour: { limit: 2, used: 2, remaining: 0 } });
+    expect(status.upstreams.backup!.rate).toBeUndefined();
   });
 
   it('keeps the count over a restart (from the delivery log)', { timeout: 90_000 }, async () => {
