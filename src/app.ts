@@ -8,7 +8,9 @@ import { isDiskFull, openSpoolMakingRoom } from './spool/diskFull.js';
 import { DiskSpace } from './spool/diskSpace.js';
 import { SpoolStore } from './spool/store.js';
 import type { Feature, FeatureContext } from './feature.js';
+import { UpstreamBudgets } from './health/budgets.js';
 import { StatusTracker } from './health/tracker.js';
+import { rateLimitsOf } from './config/rate.js';
 import { ReplyHints } from './hints/hint.js';
 import { VERSION } from './version.js';
 import type { WebConsole } from './web/server.js';
@@ -50,7 +52,8 @@ export class RelayApp {
     if (recovered > 0) logger.warn({ count: recovered }, 'messages interrupted by a crash are queued again');
     // Before delivery starts: the totals it remembers count the log up to here, events the rest.
     const upstreamNames = config.upstreams.map((u) => u.name);
-    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk, hints: new ReplyHints(config) });
+    const budgets = new UpstreamBudgets({ events, db, limits: new Map(config.upstreams.map((u) => [u.name, rateLimitsOf(u)])) });
+    const status = new StatusTracker({ events, db, upstreams: upstreamNames, version: VERSION, disk, hints: new ReplyHints(config), budgets });
     // Mail committed here is handed to the delivery thread from memory, not read back.
     const delivery = new DeliveryThread({ config, logger, events, nextDueAt: () => spool.nextDueAt(), onCrash: (err) => crashed(logger, err) });
     try {

@@ -2,7 +2,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { readableFile } from './fields.js';
 import { secret } from './secret.js';
-import { sizeLimitKey } from './upstreamKeys.js';
+import { commonUpstreamKeys } from './upstreamKeys.js';
 
 const tlsOptions = z.strictObject({
   verify: z.boolean().default(true),
@@ -59,7 +59,7 @@ const providers = Object.keys(PROVIDER_HOSTS) as [Provider, ...Provider[]];
 export const smtpUpstream = z
   .strictObject({
     name,
-    ...sizeLimitKey,
+    ...commonUpstreamKeys,
     type: z.literal('smtp'),
     ...hostOverrides,
     provider: z.enum(providers, { error: `expected one of ${providers.join(', ')}` }).optional(),
@@ -92,7 +92,7 @@ export const smtpUpstream = z
 /** Google Workspace SMTP relay: smtp-relay.gmail.com:587, STARTTLS required, IP-allowlist auth. */
 export const gmailRelayUpstream = z.strictObject({
   name,
-  ...sizeLimitKey,
+  ...commonUpstreamKeys,
   type: z.literal('gmail-relay'),
   ...hostOverrides,
   auth: smtpAuth.optional(),
@@ -122,7 +122,7 @@ const serviceAccountKey = secret.transform((text, ctx) => {
 export const gmailOauth2Upstream = z
   .strictObject({
     name,
-    ...sizeLimitKey,
+    ...commonUpstreamKeys,
     type: z.literal('gmail-oauth2'),
     ...oauthOverrides,
     user: mailbox,
@@ -159,7 +159,7 @@ const tenantId = z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected the directory (t
 export const microsoft365Oauth2Upstream = z
   .strictObject({
     name,
-    ...sizeLimitKey,
+    ...commonUpstreamKeys,
     type: z.literal('microsoft365-oauth2'),
     ...oauthOverrides,
     user: mailbox,
@@ -192,7 +192,7 @@ const appPassword = secret.transform((text, ctx) => {
 
 export const gmailAppPasswordUpstream = z.strictObject({
   name,
-  ...sizeLimitKey,
+  ...commonUpstreamKeys,
   type: z.literal('gmail-app-password'),
   ...hostOverrides,
   user: mailbox,
@@ -201,7 +201,7 @@ export const gmailAppPasswordUpstream = z.strictObject({
 
 export const fileUpstream = z.strictObject({
   name,
-  ...sizeLimitKey,
+  ...commonUpstreamKeys,
   type: z.literal('file'),
   dir: z.string().min(1),
 });
@@ -238,7 +238,7 @@ const certificateCredential = secret.transform((text, ctx) => {
 export const microsoft365GraphUpstream = z
   .strictObject({
     name,
-    ...sizeLimitKey,
+    ...commonUpstreamKeys,
     type: z.literal('microsoft365-graph'),
     user: mailbox,
     tenant_id: tenantId,
@@ -260,7 +260,7 @@ export const microsoft365GraphUpstream = z
 export const gmailApiUpstream = z
   .strictObject({
     name,
-    ...sizeLimitKey,
+    ...commonUpstreamKeys,
     type: z.literal('gmail-api'),
     user: mailbox,
     client_id: z.string().min(1).optional(),

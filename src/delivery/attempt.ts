@@ -5,6 +5,7 @@ import { UnsupportedMessage, UpstreamError, type BodyFactory, type SendPhase, ty
 import type { Pass, Verdict } from './breaker.js';
 import type { UpstreamGate } from './gate.js';
 import { problemOf } from './holds.js';
+import { pacedReason, type Pacing } from './pacing.js';
 import { classifyReply, isQuotaReply } from './retry.js';
 
 export interface RoundResult {
@@ -18,6 +19,9 @@ export interface RoundResult {
   tried: boolean;
   /** Probes under way on upstreams that were skipped: their verdict may open the way. */
   probing: Promise<void>[];
+  /** Upstreams skipped for being over their sending limits, and when the first has room again. */
+  paced: string[];
+  pacedUntil: number | null;
 }
 
 export interface RoundContext {
@@ -26,6 +30,8 @@ export interface RoundContext {
   gate: UpstreamGate;
   /** How long an upstream that answered with a quota refusal is left alone. */
   quotaHoldMs: number;
+  /** Keeps upstreams under their sending limits (pacing.ts); absent: no limits. */
+  pacing?: Pacing | undefined;
 }
 
 /**
@@ -46,6 +52,8 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
   /** Every upstream so far said it cannot take this message at all (UnsupportedMessage). */
   let onlyUnsupported = true;
   const probing: Promise<void>[] = [];
+  const paced: string[] = [];
+  let pacedUntil: number | null = null;
 
   // An HTTPS API's Retry-After says how long; an SMTP quota refusal does not, so quota_hold does.
   const holdForQuota = (upstream: string, reply: string, forMs = context.quotaHoldMs) => {
@@ -63,8 +71,18 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
 
   for (const upstream of upstreams) {
     if (pending.length === 0) break;
+    // Over its sending limit: not tried, not failed — the next upstream, or a wait.
+    const budget = context.pacing?.take(upstream.name, pending.length, message.id) ?? OPEN;
+    if (!budget.go) {
+      onlyUnsupported = false;
+      paced.push(upstream.name);
+      pacedUntil = Math.min(pacedUntil ?? Infinity, budget.until);
+      heard(upstream.name, pacedReason(budget.until), WEIGHT.paced);
+      continue;
+    }
     const pass = gate.enter(upstream.name);
     if (!pass.go) {
+      budget.settle(0);
       onlyUnsupported = false;
       heard(upstream.name, `${upstream.name} is ${pass.reason}`, WEIGHT.setAside);
       if (pass.probing) probing.push(pass.probing);
@@ -78,6 +96,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
       const onSessionReady = () => void judged(pass, { up: true });
       const envelope = { from: message.mailFrom, to: pending, spoolId: message.id, eightBit: message.traits.eightBit, declared8BitMime: message.traits.declared8BitMime };
       const result = await upstream.send(envelope, body, { signal: pass.signal, onSessionReady });
+      budget.settle(result.accepted.length);
       onlyUnsupported = false;
       const durationMs = elapsed();
       if (result.accepted.length > 0) {
@@ -109,6 +128,7 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
     } catch (err) {
       const failure = err instanceof UpstreamError ? err : new UpstreamError(String((err as Error)?.message ?? err), null, 'io');
       const durationMs = elapsed();
+      budget.settle(0);
       if (failure instanceof UnsupportedMessage) {
         // Not the upstream's fault, nor the message's alone: the next upstream may take it. When
         // none can, the message fails now rather than waiting days for an upstream to change.
@@ -146,7 +166,9 @@ export async function deliverRound(message: ClaimedMessage, upstreams: Upstream[
       else heard(upstream.name, failure.reply, tellingness(failure.code));
     }
   }
-  return { records, pending, lastReply: reason.reply, lastUpstream: reason.upstream, tried, probing };
+  // Settled elsewhere: its place in a paced upstream's line is free.
+  if (pending.length === 0) for (const name of paced) context.pacing?.leaveLine(name, message.id);
+  return { records, pending, lastReply: reason.reply, lastUpstream: reason.upstream, tried, probing, paced, pacedUntil };
 }
 
 interface Reason {
@@ -158,11 +180,15 @@ interface Reason {
 /**
  * Why a message waits, when fail-over tried several upstreams: a server that answered (`451 …`,
  * `535 5.7.139 …`, even at login) says more than a socket error (`connection refused`), which says
- * more than relaybox's own note that an upstream was set aside. Between equals the earlier
+ * more than relaybox's own note that an upstream is over its sending limit (which says when the
+ * mail goes), which says more than one that it was set aside. Between equals the earlier
  * upstream wins: the primary is the one meant to carry the mail, so its trouble is the one to fix.
  * Permanent refusals are not in the running: they settle their recipients, whose rows keep them.
  */
-const WEIGHT = { setAside: 0, socket: 1, answered: 2 } as const;
+const WEIGHT = { setAside: 0, paced: 0.5, socket: 1, answered: 2 } as const;
+
+/** No sending limits to keep. */
+const OPEN = { go: true as const, settle: (_accepted: number) => {} };
 
 function tellingness(code: number | null): number {
   return code === null ? WEIGHT.socket : WEIGHT.answered;

@@ -5,6 +5,8 @@ import type { Rewrite } from '../config/rewrite.js';
 import type { Config } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import type { SizeLimit } from '../config/sizeLimits.js';
+import { PACED_REPLY_PREFIX } from '../config/rate.js';
+import { pacedWaitMs } from '../spool/log.js';
 import type { RelayEvents } from '../events.js';
 import type { AttemptRecord, ClaimedMessage, DeliveryOutcome, SpoolStore } from '../spool/store.js';
 import type { BodyFactory, Upstream } from '../upstreams/types.js';
@@ -12,6 +14,7 @@ import { deliverRound, type RoundResult } from './attempt.js';
 import { BREAKER_BACKOFF, type OpenBreaker } from './breaker.js';
 import { UpstreamGate } from './gate.js';
 import { OutgoingMessages } from './outgoing.js';
+import type { Pacing } from './pacing.js';
 import { retryDelay } from './retry.js';
 import { fitBySize } from './sizeFit.js';
 import { Router, type RouteGroup } from './routes.js';
@@ -38,6 +41,8 @@ export interface SchedulerOptions {
   sizeLimits?: ReadonlyMap<string, SizeLimit>;
   /** How long a down upstream is skipped before a probe; default: see breakerBackoff(). */
   breakerBackoff?: { firstMs: number; maxMs: number };
+  /** Keeps upstreams under their sending limits; absent: none. */
+  pacing?: Pacing;
 }
 
 /**
@@ -166,10 +171,12 @@ export class DeliveryScheduler {
     const { body: inMemory } = message;
     const stored = inMemory ? () => Readable.from([Buffer.from(inMemory.buffer, inMemory.byteOffset, inMemory.byteLength)]) : () => spool.body(message.id);
     const records: AttemptRecord[] = [];
-    const context = { events, logger, gate: this.gate, quotaHoldMs: delivery.quota_hold };
+    const context = { events, logger, gate: this.gate, quotaHoldMs: delivery.quota_hold, pacing: this.options.pacing };
     const retryDue = Date.now() + retryDelay(message.attempts, delivery.retry);
     let retryAt = 0;
     let reason: DeliveryOutcome['reason'];
+    /** Only sending limits held the mail back: no upstream was tried, so this round is no attempt. */
+    let onlyPaced = true;
     // One round per route group, one after the other: each group is its own transaction upstream,
     // with the senders of its route.
     for (const group of this.routeGroups(message)) {
@@ -187,12 +194,21 @@ export class DeliveryScheduler {
       // A down upstream's next probe is not worth waiting for past give_up_after, though: the
       // message is failed then and a person told, on time.
       const giveUpAt = Math.max(Date.now(), message.queuedAt + delivery.retry.give_up_after);
-      const reopens = this.gate.allBlockedUntil(upstreams.map((u) => u.name), { probesUntil: giveUpAt });
-      if (round.pending.length > 0) retryAt = Math.max(retryAt, round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens);
+      // A paced upstream is not blocked: it counts by when it has room again (pacedUntil).
+      const unpaced = upstreams.map((u) => u.name).filter((name) => !round.paced.includes(name));
+      const reopens = unpaced.length === 0 ? Infinity : this.gate.allBlockedUntil(unpaced, { probesUntil: giveUpAt });
+      const pacedOnly = !round.tried && round.pacedUntil !== null && reopens !== null;
+      if (round.pending.length > 0) {
+        const due = pacedOnly ? Math.min(round.pacedUntil!, reopens) : round.tried || reopens === null ? Math.max(retryDue, reopens ?? 0) : reopens;
+        // Tried elsewhere and failed: the paced upstream's room may come sooner than the backoff.
+        retryAt = Math.max(retryAt, round.pacedUntil === null ? due : Math.min(due, round.pacedUntil));
+      }
       records.push(...round.records);
       if (round.pending.length === 0) continue;
+      if (!pacedOnly) onlyPaced = false;
       reason = { upstream: round.lastUpstream, reply: round.lastReply };
-      const givingUp = Date.now() - message.queuedAt >= delivery.retry.give_up_after;
+      // A wait for a sending limit is no failure: it never gives a message up.
+      const givingUp = !pacedOnly && this.waitedPastGiveUp(message);
       if (givingUp || !round.records.some((r) => r.event === 'deferred')) {
         records.push({
           event: givingUp ? 'failed' : 'deferred',
@@ -203,7 +219,16 @@ export class DeliveryScheduler {
         });
       }
     }
-    return { records, retryAt: retryAt || retryDue, ...(reason ? { reason } : {}) };
+    const paced = onlyPaced && reason !== undefined && records.every((r) => r.event === 'deferred');
+    return { records, retryAt: retryAt || retryDue, ...(reason ? { reason } : {}), ...(paced ? { paced } : {}) };
+  }
+
+  /** give_up_after has passed, not counting the time the message waited for sending limits. */
+  private waitedPastGiveUp(message: ClaimedMessage): boolean {
+    const { spool, delivery } = this.options;
+    const waited = Date.now() - message.queuedAt;
+    if (waited < delivery.retry.give_up_after || !this.options.pacing) return waited >= delivery.retry.give_up_after;
+    return waited - pacedWaitMs(spool.db, message.id, PACED_REPLY_PREFIX) >= delivery.retry.give_up_after;
   }
 
   /**

@@ -14,6 +14,7 @@ import { SpoolStore, type ClaimedMessage } from '../spool/store.js';
 import { createUpstreams } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/types.js';
 import type { OpenBreaker } from './breaker.js';
+import { Pacing } from './pacing.js';
 import { DeliveryScheduler } from './scheduler.js';
 
 export interface DeliveryWorkerInput {
@@ -65,7 +66,8 @@ function forward(event: { message: MessageEvent } | { upstream: UpstreamEvent })
 let upstreams: Upstream[] = [];
 try {
   const events = new RelayEvents();
-  const spool = new SpoolStore(openSpool(config.data_dir), events, { logger });
+  const db = openSpool(config.data_dir);
+  const spool = new SpoolStore(db, events, { logger });
   upstreams = createUpstreams(config.upstreams, {
     hostname: config.hostname,
     concurrency: config.delivery.concurrency,
@@ -86,6 +88,8 @@ try {
     dataDir: config.data_dir,
     openBreakers: openBreakers ?? [],
     sizeLimits: sizeLimits(config.upstreams),
+    // Seeded from the delivery log at each thread start: an idle stop or a restart keeps the count.
+    pacing: new Pacing({ upstreams: config.upstreams, db }),
   });
   events.on('message', (message) => forward({ message }));
   events.on('upstream', (upstream) => forward({ upstream }));

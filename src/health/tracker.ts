@@ -4,7 +4,9 @@ import type { ReplyHints } from '../hints/hint.js';
 import type { SpoolDb } from '../spool/db.js';
 import type { DiskSpace, DiskStatus } from '../spool/diskSpace.js';
 import { queueCounts } from '../spool/log.js';
+import type { RateBudget } from '../spool/sentWindows.js';
 import { StatusMemory } from '../spool/statusMemory.js';
+import type { UpstreamBudgets } from './budgets.js';
 
 export type UpstreamState = 'unknown' | 'ok' | 'down' | 'auth_failed' | 'quota' | 'clock' | 'ehlo_rejected';
 
@@ -17,6 +19,8 @@ export interface UpstreamStatus {
   hint: string | null;
   /** While deliveries skip the upstream after a failure before MAIL FROM: when one tries it again. */
   next_probe_at: string | null;
+  /** What is left of its sending limits (`upstreams[].rate`), per window with a limit; absent without limits. */
+  rate?: RateBudget;
 }
 
 /** The `<prefix>/status` payload of SPEC; the web console and /metrics read the same numbers. */
@@ -45,6 +49,8 @@ export interface StatusTrackerOptions {
   disk?: DiskSpace;
   /** Words the fix for an upstream's last error (src/hints). */
   hints?: ReplyHints;
+  /** Upstreams' sending limits and what is left of them. */
+  budgets?: UpstreamBudgets;
 }
 
 /**
@@ -63,6 +69,8 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
   private saveTimer: NodeJS.Timeout | undefined;
   private saveDueAt = 0;
   private lastSaved = Date.now();
+  /** A sent message leaves the minute's window: status is told again then. */
+  private budgetTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: StatusTrackerOptions) {
     super();
@@ -85,6 +93,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     options.events.on('message', (e) => {
       if (e.event === 'delivered') this.delivered += e.recipients.length;
       if (e.event === 'failed') this.failed += e.recipients.length;
+      if (e.event === 'delivered' && e.upstream && options.budgets?.has(e.upstream)) this.budgetChangesLater();
       this.emit('change');
     });
     options.events.on('due', () => this.emit('change'));
@@ -95,6 +104,7 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
   /** Stores what is not stored yet; call before the spool closes. */
   stop(): void {
     clearTimeout(this.saveTimer);
+    clearTimeout(this.budgetTimer);
     this.saveTimer = undefined;
     this.save();
   }
@@ -118,7 +128,11 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
 
   snapshot(now = Date.now()): StatusSnapshot {
     const counts = queueCounts(this.options.db, now);
-    const upstreams = Object.fromEntries(this.upstreams);
+    const budgets = this.options.budgets;
+    const upstreams = Object.fromEntries([...this.upstreams].map(([name, u]) => {
+      const rate = budgets?.budget(name, now);
+      return [name, rate ? { ...u, rate } : u];
+    }));
     const disk = this.disk();
     const state = overallState([...this.upstreams.values()], counts);
     return {
@@ -155,6 +169,12 @@ export class StatusTracker extends EventEmitter<{ change: [] }> {
     this.upstreams.set(upstream, { ...current, state: 'unknown', hint: null, next_probe_at: null });
     this.emit('change');
     this.saveSoon(SAVE_AFTER_MS);
+  }
+
+  private budgetChangesLater(): void {
+    clearTimeout(this.budgetTimer);
+    this.budgetTimer = setTimeout(() => this.emit('change'), 61_000);
+    this.budgetTimer.unref();
   }
 
   private saveSoon(delayMs: number): void {

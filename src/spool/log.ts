@@ -129,6 +129,21 @@ export function messageHead(db: SpoolDb, id: number, bytes = 65_536): Buffer | n
   return pieces.length === 0 ? null : Buffer.concat(pieces).subarray(0, bytes);
 }
 
+/**
+ * How long a message has waited for upstreams' sending limits: each deferral whose reply starts
+ * with `prefix` (`paced until `) until the row after it (or `now`). Read only when the message is
+ * about to be given up, so that such waits never count toward give_up_after.
+ */
+export function pacedWaitMs(db: SpoolDb, id: number, prefix: string, now = Date.now()): number {
+  const from = (db.prepare(`SELECT log_from FROM messages WHERE id = ?`).pluck().get(id) as number | null | undefined) ?? 0;
+  const rows = db.prepare(`SELECT at, event, reply FROM log WHERE id >= ? AND message_id = ? ORDER BY id`).all(from, id) as Array<{ at: number; event: string; reply: string | null }>;
+  let total = 0;
+  rows.forEach((r, i) => {
+    if (r.event === 'deferred' && r.reply?.startsWith(prefix)) total += Math.max(0, (rows[i + 1]?.at ?? now) - r.at);
+  });
+  return total;
+}
+
 export interface LogExportRow extends LogEntry {
   from: string;
   subject: string | null;

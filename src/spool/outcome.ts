@@ -27,10 +27,10 @@ export function writeOutcome(rows: SpoolRows, { id, outcome, now }: { id: number
   const state = counts.pending > 0 ? 'deferred' : counts.failed > 0 ? 'failed' : 'delivered';
   const why = state === 'deferred' && outcome.reason ? outcome.reason : last;
   rows.sql(
-      `UPDATE messages SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_reply = coalesce(?, last_reply),
+      `UPDATE messages SET state = ?, attempts = attempts + ?, next_attempt_at = ?, last_reply = coalesce(?, last_reply),
          upstream = coalesce(?, upstream), updated_at = ? WHERE id = ?`,
     )
-    .run(state, state === 'deferred' ? outcome.retryAt : null, why?.reply ?? null, why?.upstream ?? null, now, id);
+    .run(state, outcome.paced ? 0 : 1, state === 'deferred' ? outcome.retryAt : null, why?.reply ?? null, why?.upstream ?? null, now, id);
   if (state === 'delivered') rows.deleteBody(id);
   return events;
 }

@@ -64,6 +64,8 @@ export interface DeliveryOutcome {
    * fail-over round); absent: the last record's reply.
    */
   reason?: { upstream: string | null; reply: string };
+  /** Held back by upstreams' sending limits only: nothing was tried, so it is no attempt (no longer backoff). */
+  paced?: boolean;
 }
 
 /** `messages.client` of mail from an SMTP client: its address, then its HELO name in brackets. */

@@ -3,6 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { AuthEvent, MessageEvent, RelayEvents } from '../events.js';
 import { spoolPath, type SpoolDb } from '../spool/db.js';
 import { queueCounts } from '../spool/log.js';
+import type { WindowBudget } from '../spool/sentWindows.js';
 import type { StatusTracker, UpstreamState } from '../health/tracker.js';
 
 const UPSTREAM_STATES: UpstreamState[] = ['unknown', 'ok', 'down', 'auth_failed', 'quota', 'ehlo_rejected'];
@@ -82,6 +83,22 @@ export class RelayMetrics {
         for (const [name, u] of Object.entries(status.snapshot().upstreams)) if (u.next_probe_at) this.set({ upstream: name }, Date.parse(u.next_probe_at) / 1000);
       },
     });
+    // Sending limits (`upstreams[].rate`): one series per window that has a limit.
+    const rateGauge = (name: string, help: string, pick: (w: WindowBudget) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['upstream', 'window'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [upstream, u] of Object.entries(status.snapshot().upstreams)) {
+            for (const [window, w] of Object.entries(u.rate ?? {})) if (w) this.set({ upstream, window }, pick(w));
+          }
+        },
+      });
+    rateGauge('relaybox_upstream_rate_remaining', 'What is left of an upstream sending limit in its rolling window (per_minute, per_hour, per_day, recipients_per_day)', (w) => w.remaining);
+    rateGauge('relaybox_upstream_rate_limit', "An upstream's sending limit per rolling window (upstreams[].rate, or its preset)", (w) => w.limit);
     new Gauge({
       name: 'relaybox_spool_size_bytes',
       help: 'Size of the spool database and its write-ahead log on disk',

@@ -2,7 +2,7 @@
 // (detail.js), the CSV export. Plain ES modules, no build step, no third-party code.
 import { $, age, api, bytes, clear, h, HttpError, pill, setCsrf, time } from './dom.js';
 import { showDetail, stopDetail } from './detail.js';
-import { t, translatePage } from './i18n.js';
+import { lang, t, translatePage } from './i18n.js';
 import { initList, refreshList, reloadList, showCounts } from './list.js';
 import { initReconnect, loadReconnect, reconnectButton } from './reconnect.js';
 
@@ -133,12 +133,23 @@ async function refreshStatus() {
       u.last_error ? h('span', { className: 'error-text' }, `${t('upstreams.lastError')}: ${time(u.last_error_at)} — ${u.last_error}`) : null,
       u.last_error && u.hint ? h('span', { className: 'hint' }, `${t('hint.label')}: ${u.hint}`) : null,
       u.next_probe_at ? h('span', { className: 'next-probe' }, `${t('upstreams.skipped')} ${time(u.next_probe_at)}`) : null,
+      budgetLine(u.rate),
       reconnectButton(name, u.state),
     ),
   );
   clear($('#upstreams')).append(...items);
   const lockouts = (s.auth_lockouts ?? []).map((l) => h('li', { className: 'lockout' }, t('lockout.line', { client: l.client, service: l.service === 'smtp' ? 'SMTP AUTH' : 'admin token', until: time(l.until) })));
   clear($('#lockouts')).append(...lockouts);
+}
+
+const count = new Intl.NumberFormat(lang);
+
+/** "Budget: 18 of 30 this minute · 9,412 of 10,000 recipients today": only windows with a limit. */
+function budgetLine(rate) {
+  const windows = ['per_minute', 'per_hour', 'per_day', 'recipients_per_day'].filter((w) => rate?.[w]);
+  if (windows.length === 0) return null;
+  const parts = windows.map((w) => t(`budget.${w}`, { remaining: count.format(rate[w].remaining), limit: count.format(rate[w].limit) }));
+  return h('span', { className: 'budget' }, `${t('budget.label')}: ${parts.join(t('budget.separator'))}`);
 }
 
 // --- CSV export -------------------------------------------------------------------------------
