@@ -82,16 +82,16 @@ describe('size limits: config', () => {
     ]);
   });
 
-  it('check-config shows each upstream\'s limit', async () => {
+  it('check-config shows each upstream\'s limits: size and pacing', async () => {
     const dir = tempDir();
     const file = join(dir, 'relaybox.yaml');
-    const upstreams = [{ ...GMAIL_RELAY, port: 587 }, { name: 'pm', type: 'smtp', provider: 'postmark', auth: { user: 't', pass: 't' }, max_message_bytes: '5MB' }, { name: 'outbox', type: 'file', dir: join(dir, 'outbox') }];
+    const upstreams = [{ ...GMAIL_RELAY, port: 587 }, { name: 'pm', type: 'smtp', provider: 'postmark', auth: { user: 't', pass: 't' }, max_message_bytes: '5MB' }, { name: 'outbox', type: 'file', dir: join(dir, 'outbox'), rate: { per_minute: 3 } }];
     writeFileSync(file, stringify(relayConfig(dir, { upstreams })));
     const { code, stdout } = await runCli(['check-config', '--config', file]);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^upstream 1 google \(gmail-relay\): .*; messages up to 25 MB$/m);
+    expect(stdout).toMatch(/^upstream 1 google \(gmail-relay\): .*; messages up to 25 MB; at most 10,000 messages a day, 10,000 recipients a day$/m);
     expect(stdout).toMatch(/^upstream 2 pm \(smtp\): .*; messages up to 5 MB$/m);
-    expect(stdout).toMatch(/^upstream 3 outbox \(file\): file → \S+outbox$/m);
+    expect(stdout).toMatch(/^upstream 3 outbox \(file\): file → \S+outbox; at most 3 messages a minute$/m);
   });
 
   it('names the key path of a bad size', () => {

@@ -4,6 +4,7 @@ import { RelayApp } from '../app.js';
 import { formatDuration } from '../config/duration.js';
 import { formatHostPort } from '../config/net.js';
 import { loadConfigOffThread } from '../config/offThread.js';
+import { RATE_WINDOWS, rateLimitsOf, type RateWindow } from '../config/rate.js';
 import type { Config } from '../config/schema.js';
 import { formatMegabytes, sizeLimitOf } from '../config/sizeLimits.js';
 import { hashPassword } from '../ingress/passwords.js';
@@ -51,7 +52,7 @@ export function registerServiceCommands(program: Command): void {
       const out = [
         `configuration ok: hostname ${config.hostname}, spool in ${config.data_dir}`,
         `smtp: listening on ${config.smtp.listen.map(formatHostPort).join(', ')}, tls ${config.smtp.tls.mode}, auth ${config.smtp.auth.required ? 'required' : config.smtp.auth.users.length ? 'optional' : 'off'}, allowed ${config.smtp.allow_networks.join(' ')}`,
-        ...upstreams.map((u, i) => `upstream ${i + 1} ${u.name} (${u.type}): ${u.describe()}${sizeNote(config.upstreams[i]!)}`),
+        ...upstreams.map((u, i) => `upstream ${i + 1} ${u.name} (${u.type}): ${u.describe()}${sizeNote(config.upstreams[i]!)}${rateNote(config.upstreams[i]!)}`),
         ...config.upstreams.filter(isOAuthUpstream).map((u) => `oauth ${explainGrant(u)}`),
         ...sectionLines(config),
       ];
@@ -73,6 +74,15 @@ export function registerServiceCommands(program: Command): void {
 function sizeNote(upstream: Config['upstreams'][number]): string {
   const { bytes } = sizeLimitOf(upstream);
   return bytes ? `; messages up to ${formatMegabytes(bytes)}` : '';
+}
+
+const RATE_WORDS: Record<RateWindow, string> = { per_minute: 'messages a minute', per_hour: 'messages an hour', per_day: 'messages a day', recipients_per_day: 'recipients a day' };
+
+/** `; at most 30 messages a minute, 10,000 recipients a day`: the pacing the upstream runs under. */
+function rateNote(upstream: Config['upstreams'][number]): string {
+  const limits = rateLimitsOf(upstream);
+  const parts = RATE_WINDOWS.filter((w) => limits[w] > 0).map((w) => `${limits[w].toLocaleString('en-US')} ${RATE_WORDS[w]}`);
+  return parts.length ? `; at most ${parts.join(', ')}` : '';
 }
 
 async function readStdin(): Promise<string> {
