@@ -78,10 +78,12 @@ fi
 chmod 0640 "$tmp"
 
 # Run by root, /usr/bin/relaybox checks as the relaybox user (see relaybox.sh). From / as the
-# service runs, so relative paths mean the same; bounded well inside systemd's 90 s start timeout.
+# service runs, so relative paths mean the same. Bounded inside the unit's TimeoutStartSec (300 s)
+# with room: a slow card right after a power cut (journal replay, fsck), or the image test's
+# emulated Pi on a busy host, can take Node past a minute here.
 # Exit 2 with "bad configuration" is a verdict on the file; anything else means no verdict.
 rc=0
-report=$(cd / && RELAYBOX_SWITCH_NOTE=0 timeout 60 $cli check-config --config "$tmp" 2>&1 >/dev/null) || rc=$?
+report=$(cd / && RELAYBOX_SWITCH_NOTE=0 timeout 180 $cli check-config --config "$tmp" 2>&1 >/dev/null) || rc=$?
 
 crlf() { printf '%s\r\n' "$@"; } # old Notepad shows LF-only text as one long line
 
