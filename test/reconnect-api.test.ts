@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { ReconnectFlows } from '../src/oauth/reconnect.js';
 import { signInTarget } from '../src/oauth/signIn.js';
 import { validateConfig } from '../src/config/load.js';
 import { getMessage } from '../src/spool/log.js';
-import { FakeOauth, type FakeOauthOptions } from './helpers/fakeOauth.js';
+import { FakeOauth, MICROSOFT_ERRORS, type FakeOauthOptions } from './helpers/fakeOauth.js';
 import { relayConfig, sendMail, startRelay, waitFor } from './helpers/relay.js';
 import { TestUpstream } from './helpers/testUpstream.js';
 import { tempDir } from './helpers/tmp.js';
@@ -184,6 +184,21 @@ describe('Reconnect over the HTTP API', () => {
     const cancelled = await call(base, 'DELETE', '/api/upstreams/m365/reconnect');
     expect(cancelled.json).toMatchObject({ state: 'failed', words: 'cancelled by a person' });
     expect((await call(base, 'DELETE', '/api/upstreams/m365/reconnect')).status).toBe(409);
+  }, 120_000);
+
+  it('a refused sign-in says the fix in the words the CLI uses, with the button instead of the command (AADSTS7000218)', async () => {
+    const fake = { clients: { 'public-app': null }, tokenErrors: { device_code: MICROSOFT_ERRORS.publicClientOff } };
+    const { dir, base } = await world(fake, m365, 'microsoft');
+    expect((await call(base, 'POST', '/api/upstreams/m365/reconnect')).status).toBe(201);
+    const failed = await until(async () => {
+      const view = await call(base, 'GET', '/api/upstreams/m365/reconnect');
+      return view.json.state !== 'waiting' && view.json;
+    }, 'the refusal');
+    expect(failed).toMatchObject({ state: 'failed' });
+    expect(failed.words).toBe(
+      'Microsoft refused the sign-in: the app registration does not allow public client flows. Entra admin center > App registrations > (your app) > Authentication > Advanced settings: set "Allow public client flows" to Yes, then press Reconnect again. Nothing was stored.',
+    );
+    expect(existsSync(join(dir, 'oauth', 'm365.refresh.json'))).toBe(false);
   }, 120_000);
 
   it('wants the admin token, and the CSRF header with a console cookie; names what cannot be reconnected', async () => {

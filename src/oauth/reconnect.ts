@@ -3,6 +3,7 @@ import { AuthorizationError, codeFromRedirect, exchangeCode } from './authorize.
 import { pollDeviceToken, startDeviceAuthorization } from './deviceFlow.js';
 import { TokenError, reasonOf } from './errors.js';
 import { startAuthorization, storeSignIn, unusedLoopbackRedirect, type SignInFlow, type SignInTarget } from './signIn.js';
+import { explainSignInError, type SignInContext } from './signInErrors.js';
 
 /** How long a pasted address is waited for: as long as `relaybox oauth` waits by default. */
 export const PASTE_LIMIT_MS = 10 * 60_000;
@@ -111,7 +112,9 @@ export class ReconnectFlows {
     try {
       code = codeFromRedirect(redirectUrl, paste.state);
     } catch (err) {
-      const words = err instanceof AuthorizationError && err.final ? `the sign-in was refused on the consent page: ${reasonOf(err).replace(/^the authorization was refused: /, '')}` : reasonOf(err);
+      const words =
+        explainSignInError(err, signInContext(flow.target, 'redirect')) ??
+        (err instanceof AuthorizationError && err.final ? `the sign-in was refused on the consent page: ${reasonOf(err).replace(/^the authorization was refused: /, '')}` : reasonOf(err));
       this.end(flow, 'failed', words);
       throw new ReconnectRefusal(words, 400);
     }
@@ -130,7 +133,7 @@ export class ReconnectFlows {
       await this.connected(flow, answer.refresh_token);
     } catch (err) {
       if (err instanceof ReconnectRefusal) throw err;
-      this.end(flow, 'failed', `${providerName(flow)} did not give a token for that code: ${reasonOf(err)}`);
+      this.end(flow, 'failed', explainSignInError(err, signInContext(flow.target, 'exchange')) ?? `${providerName(flow)} did not give a token for that code: ${reasonOf(err)}`);
       throw new ReconnectRefusal(flow.words, err instanceof TokenError && err.failure === 'unavailable' ? 502 : 400);
     }
     // Storing can fail (a full disk, a read-only data_dir): the flow says so.
@@ -172,7 +175,7 @@ export class ReconnectFlows {
       (err: unknown) => {
         if (flow.state !== 'waiting') return;
         const expired = err instanceof TokenError && err.oauthError === 'expired_token';
-        this.end(flow, 'failed', expired ? flow.expiryWords : `Microsoft refused the sign-in: ${reasonOf(err)}`);
+        this.end(flow, 'failed', expired ? flow.expiryWords : (explainSignInError(err, signInContext(target, 'device')) ?? `Microsoft refused the sign-in: ${reasonOf(err)}`));
       },
     );
     return flow;
@@ -268,4 +271,9 @@ function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
       reject(new Cancelled());
     }, { once: true });
   });
+}
+
+/** What the shared sign-in words (signInErrors.ts) may name, said for the console. */
+function signInContext(target: SignInTarget, stage: 'redirect' | 'exchange' | 'device'): SignInContext {
+  return { provider: target.provider, upstream: target.upstream.name, user: target.upstream.user, clientId: target.upstream.client_id ?? '', stage, from: 'console' };
 }

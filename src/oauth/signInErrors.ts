@@ -16,7 +16,16 @@ export interface SignInContext {
   port?: number;
   /** The device code's life, for "the code expired after 15 minutes". */
   deviceLifeMs?: number;
+  /** Where the person starts again: the `relaybox oauth` command (default) or the console's Reconnect button. */
+  from?: 'command' | 'console';
 }
+
+/** "Run the command again" as the console says it: the person there has a button, not a shell. */
+const IN_CONSOLE: Array<[RegExp, string]> = [
+  [/Run the command again/g, 'Press Reconnect again'],
+  [/run the command again/g, 'press Reconnect again'],
+  [/もう一度コマンドを実行して/g, 'もう一度「再接続」を押して'],
+];
 
 const ENTRA = { en: 'Entra admin center > App registrations > (your app)', ja: 'Entra 管理センター > アプリの登録 > (対象のアプリ)' } as const;
 const CLIENTS = { en: 'Google Cloud console > Google Auth Platform > Clients', ja: 'Google Cloud コンソール > Google Auth Platform > クライアント' } as const;
@@ -42,6 +51,12 @@ export function explainPasteProblem(err: AuthorizationError, lang: SignInLang = 
  * that is not about the sign-in (a bug): the caller lets it through.
  */
 export function explainSignInError(err: unknown, ctx: SignInContext): string | undefined {
+  const words = signInErrorWords(err, ctx);
+  if (words === undefined || ctx.from !== 'console') return words;
+  return IN_CONSOLE.reduce((text, [pattern, instead]) => text.replace(pattern, instead), words);
+}
+
+function signInErrorWords(err: unknown, ctx: SignInContext): string | undefined {
   const lang = ctx.lang ?? 'en';
   const ja = lang === 'ja';
   const errno = (err as NodeJS.ErrnoException | undefined)?.code;
